@@ -1,0 +1,96 @@
+"""Tool-call evaluation: the scoring rule of `python -m helpers eval-toolcalls` (notebook 02).
+
+A case passes when the predicted tool name equals the expected one and every argument listed in
+`expected.arguments` equals the predicted value after trimming and case-folding (numbers compared as
+numbers; arguments not listed are not compared). `expected: null` passes when no tool is called.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+
+def _as_number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            f = float(v.strip())
+        except ValueError:
+            return None
+        return f if math.isfinite(f) else None
+    return None
+
+
+def values_equal(expected: Any, predicted: Any) -> bool:
+    """Compare one argument: numbers as numbers, strings trimmed and case-folded."""
+    en, pn = _as_number(expected), _as_number(predicted)
+    if en is not None and pn is not None:
+        return math.isclose(en, pn, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(expected, str) and isinstance(predicted, str):
+        return expected.strip().casefold() == predicted.strip().casefold()
+    return expected == predicted
+
+
+def case_passes(expected: dict[str, Any] | None, predicted: dict[str, Any] | None) -> bool:
+    """Whether a predicted call (or None) matches the expected one (or None)."""
+    if expected is None:
+        return predicted is None
+    if predicted is None or predicted.get("name") != expected.get("name"):
+        return False
+    pargs = predicted.get("arguments") or {}
+    return all(k in pargs and values_equal(v, pargs[k]) for k, v in (expected.get("arguments") or {}).items())
+
+
+def load_cases(path: str | Path) -> list[dict[str, Any]]:
+    """Read an eval file; raise a clear error naming the line that is not a valid case."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No eval file at {path}. The workbook's dev set is data/eval/dev.jsonl.")
+    cases = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            case = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{n}: not valid JSON ({exc.msg}).") from None
+        if not isinstance(case, dict) or not isinstance(case.get("messages"), list) or "expected" not in case:
+            raise ValueError(f"{path}:{n}: a case needs 'messages' (a list) and 'expected' (an object or null).")
+        exp = case["expected"]
+        if exp is not None and (not isinstance(exp, dict) or not isinstance(exp.get("name"), str)):
+            raise ValueError(f"{path}:{n}: 'expected' must be null or {{\"name\": ..., \"arguments\": {{...}}}}.")
+        case.setdefault("id", f"line-{n}")
+        cases.append(case)
+    if not cases:
+        raise ValueError(f"{path} holds no cases.")
+    return cases
+
+
+def summarize(cases: list[dict[str, Any]], predictions: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Per-tool pass counts and the overall exact match."""
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    passed = 0
+    for c, p in zip(cases, predictions):
+        key = c["expected"]["name"] if c["expected"] else "(no tool)"
+        ok = case_passes(c["expected"], p)
+        per[key][0] += ok
+        per[key][1] += 1
+        passed += ok
+    return {"exact_match": passed / max(1, len(cases)), "n": len(cases),
+            "per_tool": {k: {"passed": v[0], "n": v[1]} for k, v in sorted(per.items())}}
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The per-tool table and the final `exact_match=0.XXX n=N` line."""
+    lines = [f"{'tool':<24}{'passed':>8}{'n':>6}{'rate':>8}"]
+    for name, s in summary["per_tool"].items():
+        lines.append(f"{name:<24}{s['passed']:>8}{s['n']:>6}{s['passed'] / s['n']:>8.3f}")
+    lines.append(f"exact_match={summary['exact_match']:.3f} n={summary['n']}")
+    return "\n".join(lines)

@@ -1,0 +1,122 @@
+"""Exports of the workbook model: GGUF (llama.cpp's converter and quantizer) and ONNX Runtime GenAI.
+
+Introduced in notebook 02; `python -m helpers export` reproduces every shipped file. The GGUF converter
+is not on PyPI as a module: it ships inside the llama-cpp-python source distribution, so `converter_dir`
+fetches that sdist with pip (from the package index, like any install) and unpacks the converter into
+build/. Nothing of it is committed to this repository.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from helpers.paths import BUILD
+
+LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+
+# llama.cpp file types (LLAMA_FTYPE_MOSTLY_*), by the names the course and llama.cpp's tools use.
+GGUF_TYPES: dict[str, str] = {
+    "F16": "LLAMA_FTYPE_MOSTLY_F16", "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "Q6_K": "LLAMA_FTYPE_MOSTLY_Q6_K",
+    "Q5_K_M": "LLAMA_FTYPE_MOSTLY_Q5_K_M", "Q5_K_S": "LLAMA_FTYPE_MOSTLY_Q5_K_S", "Q5_1": "LLAMA_FTYPE_MOSTLY_Q5_1",
+    "Q5_0": "LLAMA_FTYPE_MOSTLY_Q5_0", "Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "Q4_K_S": "LLAMA_FTYPE_MOSTLY_Q4_K_S",
+    "Q4_1": "LLAMA_FTYPE_MOSTLY_Q4_1", "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0", "Q3_K_L": "LLAMA_FTYPE_MOSTLY_Q3_K_L",
+    "Q3_K_M": "LLAMA_FTYPE_MOSTLY_Q3_K_M", "Q3_K_S": "LLAMA_FTYPE_MOSTLY_Q3_K_S", "Q2_K": "LLAMA_FTYPE_MOSTLY_Q2_K",
+}
+
+
+class ExportError(RuntimeError):
+    """An export step failed; the message says which command and why."""
+
+
+def converter_dir(cache: Path | None = None) -> Path:
+    """The folder holding `convert_hf_to_gguf.py` and `gguf-py`, unpacked from the llama-cpp-python sdist."""
+    cache = cache or BUILD / "cache"
+    dest = BUILD / "converter"
+    if (dest / "convert_hf_to_gguf.py").exists() and (dest / "gguf-py").is_dir():
+        return dest
+    cache.mkdir(parents=True, exist_ok=True)
+    sdist = cache / f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"
+    if not sdist.exists():
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q",
+               f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}", "-d", str(cache)]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0 or not sdist.exists():
+            raise ExportError("Could not fetch the llama-cpp-python sdist that carries llama.cpp's GGUF converter "
+                              f"({' '.join(cmd)}):\n{res.stderr[-2000:]}\nCheck that pip can reach the package index.")
+    prefix = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp/"
+    wanted = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
+    tmp = dest.with_name("converter.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with tarfile.open(sdist) as tar:
+        members = []
+        for m in tar.getmembers():
+            if m.name.startswith(prefix) and m.name[len(prefix):].startswith(wanted) and (m.isfile() or m.isdir()):
+                m.name = m.name[len(prefix):]
+                members.append(m)
+        tar.extractall(tmp, members=members, filter="data")
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
+
+
+def hf_to_gguf(hf_dir: str | Path, out_file: str | Path, outtype: str = "f16") -> Path:
+    """Convert a transformers model folder to GGUF with llama.cpp's own converter."""
+    conv = converter_dir()
+    out_file = Path(out_file)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=str(conv / "gguf-py") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               NO_LOCAL_GGUF="")
+    cmd = [sys.executable, str(conv / "convert_hf_to_gguf.py"), str(hf_dir), "--outfile", str(out_file),
+           "--outtype", outtype]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if res.returncode != 0 or not out_file.exists():
+        raise ExportError(f"GGUF conversion failed ({' '.join(cmd)}):\n{res.stderr[-3000:]}")
+    return out_file
+
+
+def quantize_gguf(src: str | Path, dst: str | Path, qtype: str, threads: int = 2) -> Path:
+    """Quantize a GGUF file to `qtype` (e.g. Q4_K_M) with llama.cpp's quantizer, in-process."""
+    key = qtype.upper()
+    if key not in GGUF_TYPES:
+        raise ValueError(f"Unknown GGUF type {qtype!r}; choose one of {', '.join(GGUF_TYPES)}.")
+    src, dst = Path(src), Path(dst)
+    if not src.exists():
+        raise FileNotFoundError(f"No GGUF file at {src}: run `python -m helpers export` first.")
+    with open(src, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ValueError(f"{src} is not a GGUF file (it does not start with the GGUF magic bytes).")
+    free = shutil.disk_usage(dst.parent if dst.parent.exists() else Path.cwd()).free
+    if free < src.stat().st_size:
+        raise OSError(f"Not enough free disk for {dst}: {free} bytes free, up to {src.stat().st_size} needed.")
+    import llama_cpp
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, GGUF_TYPES[key])
+    params.nthread = threads
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params)
+    if rc != 0 or not dst.exists():
+        raise ExportError(f"llama.cpp could not quantize {src} to {key} (return code {rc}).")
+    return dst
+
+
+def hf_to_onnx_genai(hf_dir: str | Path, out_dir: str | Path, precision: str = "int4") -> Path:
+    """Build an ONNX Runtime GenAI model folder (`int4` or `fp32`) with onnxruntime-genai's model builder."""
+    if precision not in ("int4", "fp32", "fp16", "int8"):
+        raise ValueError(f"precision must be int4, int8, fp16 or fp32, not {precision!r}")
+    out_dir = Path(out_dir)
+    cache = BUILD / "cache" / f"ortgenai-{precision}"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf_dir), "-o", str(out_dir),
+           "-p", precision, "-e", "cpu", "-c", str(cache)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0 or not (out_dir / "genai_config.json").exists():
+        raise ExportError(f"ONNX Runtime GenAI builder failed ({' '.join(cmd)}):\n{res.stderr[-3000:]}")
+    shutil.rmtree(cache, ignore_errors=True)
+    return out_dir
