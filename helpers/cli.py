@@ -29,9 +29,76 @@ def _cmd_train_model(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(a: argparse.Namespace) -> int:
+    from helpers.runtimes.embedded import default_gguf
+    from helpers.runtimes.server import serve
+
+    serve(a.model or default_gguf(), host=a.host, port=a.port, n_threads=a.threads)
+    return 0
+
+
+def _cmd_eval_toolcalls(a: argparse.Namespace) -> int:
+    from helpers.eval import format_table, load_cases, predict, summarize
+    from helpers.runtimes import check_runtime_name, get_runtime
+
+    if a.runtime is not None:
+        check_runtime_name(a.runtime)
+    cases = load_cases(a.path)
+    rt = get_runtime(a.runtime, a.model, **({"constrained": True} if a.constrained else {}))
+    try:
+        preds = predict(rt, cases, progress=sys.stderr.isatty())
+    finally:
+        rt.close()
+    summary = summarize(cases, preds)
+    print(f"runtime={rt.name} model={rt.model}" + (" decoding=constrained" if a.constrained else " decoding=greedy"))
+    print(format_table(summary))
+    if a.out:
+        with open(a.out, "w", encoding="utf-8") as f:
+            for c, p in zip(cases, preds):
+                f.write(json.dumps({"id": c["id"], "predicted": p}, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from helpers.model.pipeline import export_all
+
+    res = export_all(a.from_run)
+    print(json.dumps(res["timings_s"]))
+    return 0
+
+
+def _cmd_doctor(a: argparse.Namespace) -> int:
+    from helpers.doctor import format_report, report
+
+    rep = report()
+    print(json.dumps(rep, indent=1) if a.json else format_report(rep))
+    return 0
+
+
+def _cmd_run_all(a: argparse.Namespace) -> int:
+    from helpers.runner import run_all
+
+    doc = run_all([Path(p) for p in a.notebooks] or None, smoke=a.smoke)
+    for r in doc["notebooks"]:
+        print(f"{r['status']:<7}{r['seconds']:>8.1f} s  {r['notebook']}  answered by: {', '.join(r['runtimes']) or '-'}")
+        if r["status"] != "ok":
+            print(f"  {r['error']}\n  failing cell:\n" + "\n".join("    " + x for x in r.get("failing_cell", "").splitlines()))
+    print(f"{doc['passed']} passed, {doc['failed']} failed in {doc['seconds']} s; report: build/run-report.json")
+    return 1 if doc["failed"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("doctor", help="check the environment: packages, machine, runtimes, data")
+    d.add_argument("--json", action="store_true", help="print the report as JSON")
+    d.set_defaults(func=_cmd_doctor)
+
+    r = sub.add_parser("run-all", help="execute every notebook and lab solution headless (papermill)")
+    r.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")
+    r.add_argument("--smoke", action="store_true", help="pass SMOKE=True to each notebook's parameters cell")
+    r.set_defaults(func=_cmd_run_all)
+
     t = sub.add_parser("train-model", help="train the workbook's SLM from scratch (CPU)")
     t.add_argument("--out", default="build/train", help="run folder (resumes from its checkpoint)")
     t.add_argument("--steps", type=int, default=3000)
@@ -48,9 +115,34 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=123)
     t.add_argument("--compile", action="store_true", help="torch.compile the training step")
     t.set_defaults(func=_cmd_train_model)
+
+    s = sub.add_parser("serve", help="run the workbook's OpenAI-compatible llama.cpp server")
+    s.add_argument("--model", default=None, help="GGUF file (default: the shipped f16 model)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--threads", type=int, default=None)
+    s.set_defaults(func=_cmd_serve)
+
+    x = sub.add_parser("export", help="rebuild GGUF (f16, Q8_0), ONNX GenAI (int4, fp32), dev set, manifest")
+    x.add_argument("--from-run", default=None, help="package this training run into data/model first")
+    x.set_defaults(func=_cmd_export)
+
+    e = sub.add_parser("eval-toolcalls", help="tool-call exact match of a runtime on a JSONL eval file")
+    e.add_argument("path", help="JSONL file: {id, messages, expected} per line (data/eval/dev.jsonl)")
+    e.add_argument("--runtime", default=None, help="auto or a runtime name (default: EDGEAI_RUNTIME or auto)")
+    e.add_argument("--model", default=None, help="model name, or a GGUF path for embedded/llamacpp")
+    e.add_argument("--out", default=None, help="write one prediction per case as JSONL")
+    e.add_argument("--constrained", action="store_true", help="embedded only: JSON-schema grammar decoding")
+    e.set_defaults(func=_cmd_eval_toolcalls)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    from helpers.runtimes.base import RuntimeUnavailable
+
+    try:
+        return int(args.func(args) or 0)
+    except (RuntimeUnavailable, FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -94,3 +94,22 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append(f"{name:<24}{s['passed']:>8}{s['n']:>6}{s['passed'] / s['n']:>8.3f}")
     lines.append(f"exact_match={summary['exact_match']:.3f} n={summary['n']}")
     return "\n".join(lines)
+
+
+def predict(runtime, cases: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+            progress: bool = False) -> list[dict[str, Any] | None]:
+    """Greedy predictions of `runtime` on `cases`: the first tool call of each reply, or None."""
+    from helpers.domain.tools import openai_tools
+
+    tools = tools if tools is not None else openai_tools()
+    preds: list[dict[str, Any] | None] = []
+    it = cases
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(cases, desc=f"eval on {runtime.name}", leave=False)
+    for c in it:
+        res = runtime.chat(c["messages"], tools, temperature=0.0, max_tokens=96)
+        preds.append({"name": res.tool_calls[0].name, "arguments": res.tool_calls[0].arguments}
+                     if res.tool_calls else None)
+    return preds

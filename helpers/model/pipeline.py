@@ -52,3 +52,58 @@ def prepare_tokenizer(out_dir: str | Path, n_dialogues: int = 40000, vocab_size:
     tok = hf_tokenizer(model_file)
     write_tokenizer_files(tok, out_dir)
     return tok
+
+
+def package_model(run_dir: str | Path, dst: str | Path | None = None, weights: str = "final") -> Path:
+    """Copy a training run's weights (`final` or `checkpoint`) and tokenizer into data/model."""
+    from helpers.paths import MODEL_DIR
+
+    run_dir = Path(run_dir)
+    dst = Path(dst) if dst else MODEL_DIR
+    src = run_dir / weights
+    if not (src / "model.safetensors").exists():
+        raise FileNotFoundError(f"No trained weights in {src}: train first (`python -m helpers train-model`).")
+    shutil.rmtree(dst, ignore_errors=True)
+    dst.mkdir(parents=True)
+    for name in ("config.json", "generation_config.json", "model.safetensors"):
+        shutil.copy2(src / name, dst / name)
+    from transformers import AutoTokenizer
+
+    write_tokenizer_files(AutoTokenizer.from_pretrained(str(run_dir / "tokenizer")), dst)
+    shutil.copy2(run_dir / "tokenizer" / "tokenizer.model", dst / "tokenizer.model")
+    record = run_dir / "train_record.json"
+    if record.exists():
+        shutil.copy2(record, dst / "train_record.json")
+    return dst
+
+
+def export_all(run_dir: str | Path | None = None, log=print) -> dict[str, Any]:
+    """Rebuild every shipped artefact from data/model (after packaging `run_dir` if given)."""
+    import time
+
+    from helpers.data.synth import eval_cases, write_jsonl
+    from helpers.model.export import hf_to_gguf, hf_to_onnx_genai, quantize_gguf
+    from helpers.paths import EVAL_DIR, GGUF_DIR, MODEL_DIR, ONNX_DIR
+    from helpers.registry import write_manifest
+
+    timings: dict[str, float] = {}
+
+    def step(name: str, fn, *args):
+        t = time.perf_counter()
+        out = fn(*args)
+        timings[name] = round(time.perf_counter() - t, 2)
+        log(f"{name}: {out} ({timings[name]} s)")
+        return out
+
+    if run_dir is not None:
+        step("package", package_model, run_dir)
+    f16 = step("gguf-f16", hf_to_gguf, MODEL_DIR, GGUF_DIR / "edge-slm-f16.gguf", "f16")
+    step("gguf-q8_0", quantize_gguf, f16, GGUF_DIR / "edge-slm-q8_0.gguf", "Q8_0")
+    for precision in ("int4", "fp32"):
+        out = step(f"onnx-{precision}", hf_to_onnx_genai, MODEL_DIR, ONNX_DIR / precision, precision)
+        # the builder writes its own tokenizer_config.json without the chat template: use ours
+        shutil.copy2(MODEL_DIR / "tokenizer_config.json", out / "tokenizer_config.json")
+    EVAL_DIR.mkdir(parents=True, exist_ok=True)
+    step("dev-set", lambda: write_jsonl(eval_cases(300, seed=123), str(EVAL_DIR / "dev.jsonl")) or EVAL_DIR / "dev.jsonl")
+    doc = write_manifest()
+    return {"timings_s": timings, "manifest": doc}

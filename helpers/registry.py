@@ -1,0 +1,80 @@
+"""The registry of shipped artefacts: every file in data/ that the workbook reads, with its checksum.
+
+Introduced in notebook 00 (`python -m helpers doctor` verifies it). `data/manifest.json` is the one source
+of truth; `python -m helpers export` rewrites it after rebuilding the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from helpers.paths import DATA, MANIFEST
+
+# name -> path relative to data/ (the manifest adds size and sha256)
+ARTEFACTS: dict[str, str] = {
+    "hf-model": "model/model.safetensors",
+    "tokenizer": "model/tokenizer.json",
+    "tokenizer-sp": "model/tokenizer.model",
+    "gguf-f16": "gguf/edge-slm-f16.gguf",
+    "gguf-q8_0": "gguf/edge-slm-q8_0.gguf",
+    "onnx-int4": "onnx/int4/model.onnx.data",
+    "onnx-fp32": "onnx/fp32/model.onnx.data",
+    "dev-set": "eval/dev.jsonl",
+}
+
+
+def sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def artefact_path(name: str) -> Path:
+    """Absolute path of a registered artefact (whether or not it exists yet)."""
+    if name not in ARTEFACTS:
+        raise KeyError(f"Unknown artefact {name!r}; registered: {sorted(ARTEFACTS)}")
+    return DATA / ARTEFACTS[name]
+
+
+def load_manifest() -> dict[str, Any]:
+    """The manifest's entries, or {} before the first export."""
+    if not MANIFEST.exists():
+        return {}
+    return json.loads(MANIFEST.read_text())
+
+
+def write_manifest(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Recompute size and checksum of every artefact present and write data/manifest.json."""
+    entries: dict[str, Any] = {}
+    for name, rel in ARTEFACTS.items():
+        p = DATA / rel
+        if p.exists():
+            entries[name] = {"path": rel, "bytes": p.stat().st_size, "sha256": sha256(p)}
+    doc = {"artefacts": entries, **(extra or {})}
+    MANIFEST.write_text(json.dumps(doc, indent=1) + "\n")
+    return doc
+
+
+def verify() -> list[dict[str, Any]]:
+    """Check every registered artefact against the manifest: one row per artefact with `ok` and a note."""
+    manifest = load_manifest().get("artefacts", {})
+    rows = []
+    for name, rel in ARTEFACTS.items():
+        p = DATA / rel
+        entry = manifest.get(name)
+        if not p.exists():
+            rows.append({"name": name, "path": rel, "ok": False, "note": "missing: run `python -m helpers export`"})
+        elif entry is None:
+            rows.append({"name": name, "path": rel, "ok": False, "note": "not in data/manifest.json"})
+        else:
+            ok = sha256(p) == entry["sha256"]
+            rows.append({"name": name, "path": rel, "ok": ok, "bytes": p.stat().st_size,
+                         "sha256": entry["sha256"][:12],
+                         "note": "checksum matches" if ok else "checksum differs from data/manifest.json"})
+    return rows

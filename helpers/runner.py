@@ -1,0 +1,105 @@
+"""Headless runner: `python -m helpers run-all [--smoke]` executes every notebook and lab solution.
+
+Introduced in the README. Each notebook runs with papermill (SMOKE=True goes into its `parameters` cell),
+an executed copy lands in build/executed/, and build/run-report.json records per notebook the status,
+the wall seconds and the runtime that answered (read from the `answered by: runtime/model` lines the
+notebooks print).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from helpers.paths import BUILD, ROOT
+
+ANSWERED = re.compile(r"answered by:? ([\w.-]+/[\w.:/-]+)")
+
+
+def discover() -> list[Path]:
+    """The notebooks run-all executes, in order: notebooks/ then labs/solutions/."""
+    nbs = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "labs" / "solutions").glob("*.ipynb"))
+    return [p for p in nbs if ".ipynb_checkpoints" not in p.parts]
+
+
+def has_parameters_cell(path: Path) -> bool:
+    """Whether a notebook has a cell tagged `parameters` (papermill injects values after it)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.get("cells", []))
+
+
+def runtimes_in(executed: Path) -> list[str]:
+    """The `runtime/model` pairs an executed notebook printed as having answered."""
+    nb = json.loads(executed.read_text(encoding="utf-8"))
+    found: list[str] = []
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            text = out.get("text") or "".join(out.get("data", {}).get("text/plain", ""))
+            if isinstance(text, list):
+                text = "".join(text)
+            for m in ANSWERED.findall(text or ""):
+                if m not in found:
+                    found.append(m)
+    return found
+
+
+def executed_path(path: Path) -> Path:
+    """Where the executed copy of `path` goes."""
+    return BUILD / "executed" / path.relative_to(ROOT)
+
+
+def run_one(path: Path, smoke: bool, timeout: int = 1800) -> dict[str, Any]:
+    """Execute one notebook; return its report row (never raises for a failing notebook)."""
+    import papermill as pm
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No notebook at {path}. Notebooks live in notebooks/ and labs/solutions/.")
+    out = executed_path(path.resolve()) if path.resolve().is_relative_to(ROOT) else BUILD / "executed" / path.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    params = {"SMOKE": True} if smoke and has_parameters_cell(path) else {}
+    t0 = time.perf_counter()
+    row: dict[str, Any] = {"notebook": str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT)
+                           else str(path), "executed": str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out),
+                           "smoke": bool(params)}
+    try:
+        pm.execute_notebook(str(path), str(out), parameters=params, kernel_name="python3", cwd=str(path.parent),
+                            progress_bar=False, execution_timeout=timeout, log_output=False)
+        row["status"] = "ok"
+    except pm.PapermillExecutionError as exc:
+        row["status"] = "failed"
+        row["error"] = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+        row["failing_cell"] = exc.source[-2000:]
+    except Exception as exc:  # kernel died, timeout, bad notebook JSON ...
+        row["status"] = "failed"
+        row["error"] = f"{type(exc).__name__}: {exc}"
+    row["seconds"] = round(time.perf_counter() - t0, 1)
+    row["runtimes"] = runtimes_in(out) if out.exists() else []
+    return row
+
+
+def run_all(paths: list[Path] | None = None, smoke: bool = False, report: Path | None = None,
+            progress: bool = True) -> dict[str, Any]:
+    """Execute notebooks (all of them by default) and write the run report."""
+    from tqdm.auto import tqdm
+
+    paths = [Path(p) for p in paths] if paths else discover()
+    for p in paths:
+        if not p.exists():
+            raise FileNotFoundError(f"No notebook at {p}. Notebooks live in notebooks/ and labs/solutions/.")
+    rows = []
+    t0 = time.perf_counter()
+    bar = tqdm(paths, desc="run-all", unit="nb", disable=not progress)
+    for p in bar:
+        bar.set_postfix_str(p.name)
+        rows.append(run_one(p, smoke))
+    doc = {"smoke": smoke, "seconds": round(time.perf_counter() - t0, 1),
+           "passed": sum(r["status"] == "ok" for r in rows), "failed": sum(r["status"] != "ok" for r in rows),
+           "notebooks": rows}
+    report = report or BUILD / "run-report.json"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps(doc, indent=1) + "\n")
+    return doc

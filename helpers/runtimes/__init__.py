@@ -1,0 +1,102 @@
+"""Runtimes: one interface over embedded, llamacpp, foundry, ollama, vllm and openai (notebook 00).
+
+`get_runtime()` reads `EDGEAI_RUNTIME` (auto or a name) and `EDGEAI_MODEL`. `auto` takes the first
+server a learner runs (Ollama, vLLM, an OpenAI-compatible URL) and otherwise the embedded runtime, which
+always works. A runtime named explicitly but not reachable is an error that says how to start it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from helpers.runtimes.base import (Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, ToolCall,
+                                   validate_call)
+
+RUNTIME_NAMES = ("embedded", "llamacpp", "foundry", "ollama", "vllm", "openai")
+AUTO_ORDER = ("ollama", "vllm", "openai", "embedded")
+
+
+def _factory(name: str) -> Callable[..., Runtime]:
+    if name == "embedded":
+        from helpers.runtimes.embedded import EmbeddedRuntime
+
+        return lambda model=None, **kw: EmbeddedRuntime(model_path=model, **kw)
+    if name == "llamacpp":
+        from helpers.runtimes.openai_compat import LlamaCppServerRuntime
+
+        return lambda model=None, **kw: LlamaCppServerRuntime(model_path=model, **kw)
+    if name == "foundry":
+        from helpers.runtimes.foundry import FoundryRuntime
+
+        return lambda model=None, **kw: FoundryRuntime(model_dir=model, **kw)
+    if name == "ollama":
+        from helpers.runtimes.ollama import OllamaRuntime
+
+        return lambda model=None, **kw: OllamaRuntime(model=model, **kw)
+    if name == "vllm":
+        from helpers.runtimes.openai_compat import VLLMRuntime
+
+        return lambda model=None, **kw: VLLMRuntime(model=model, **kw)
+    if name == "openai":
+        from helpers.runtimes.openai_compat import OpenAICompatRuntime
+
+        return lambda model=None, **kw: OpenAICompatRuntime(model=model, **kw)
+    raise ValueError(f"Unknown runtime {name!r}. Choose one of: auto, {', '.join(RUNTIME_NAMES)} "
+                     "(set EDGEAI_RUNTIME, or pass runtime=...).")
+
+
+def check_runtime_name(name: str) -> str:
+    """Normalise and check a runtime name; raise ValueError naming the valid ones."""
+    key = (name or "auto").strip().lower()
+    if key != "auto" and key not in RUNTIME_NAMES:
+        raise ValueError(f"Unknown runtime {name!r}. Choose one of: auto, {', '.join(RUNTIME_NAMES)} "
+                         "(set EDGEAI_RUNTIME, or pass runtime=...).")
+    return key
+
+
+def get_runtime(name: str | None = None, model: str | None = None, **kwargs: Any) -> Runtime:
+    """The runtime to use: `name` or EDGEAI_RUNTIME (default auto), with `model` or EDGEAI_MODEL."""
+    key = check_runtime_name(name if name is not None else os.environ.get("EDGEAI_RUNTIME", "auto"))
+    model = model if model is not None else (os.environ.get("EDGEAI_MODEL") or None)
+    if key == "auto":
+        for cand in AUTO_ORDER:
+            if cand == "llamacpp":
+                continue
+            rt = _factory(cand)(model=model if cand != "embedded" or _looks_like_path(model) else None)
+            if rt.availability().ok:
+                return rt
+        raise RuntimeUnavailable("No runtime is available, not even the embedded one: run `python -m helpers "
+                                 "doctor` to see what is missing.")
+    if key == "llamacpp":  # starts a server: only when asked for by name
+        return _factory(key)(model=model, **kwargs)
+    rt = _factory(key)(model=model, **kwargs)
+    av = rt.availability()
+    if not av.ok:
+        raise RuntimeUnavailable(f"Runtime {key!r} is not available: {av.detail}. To use it: {av.fix}. "
+                                 "Or set EDGEAI_RUNTIME=embedded to use the workbook's own model.")
+    return rt
+
+
+def _looks_like_path(model: str | None) -> bool:
+    return bool(model) and (model.endswith(".gguf") or os.sep in model)
+
+
+def survey() -> list[Availability]:
+    """Availability of every runtime, without starting anything (for `doctor` and notebook 00)."""
+    rows = []
+    for name in RUNTIME_NAMES:
+        if name == "llamacpp":
+            from helpers.runtimes.openai_compat import llamacpp_startable
+
+            rows.append(llamacpp_startable())
+            continue
+        try:
+            rows.append(_factory(name)().availability())
+        except Exception as exc:  # a broken install must not break the survey
+            rows.append(Availability(name, False, f"check failed: {exc}", "run `python -m helpers doctor`"))
+    return rows
+
+
+__all__ = ["Availability", "ChatResult", "Runtime", "RuntimeUnavailable", "StreamEvent", "ToolCall",
+           "RUNTIME_NAMES", "get_runtime", "survey", "check_runtime_name", "validate_call"]

@@ -1,0 +1,121 @@
+"""The `embedded` runtime: the workbook's own SLM in-process on llama.cpp (always available).
+
+Introduced in notebook 02. It loads the shipped GGUF file from data/gguf (f16 by default, or any
+quantized file, e.g. from notebook 10) and answers through the same interface as every other runtime.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from helpers.runtimes.base import Availability, ChatResult, Runtime, StreamEvent, Timer, validate_call
+
+
+def default_gguf() -> Path:
+    """The GGUF file the embedded runtime loads unless told otherwise."""
+    from helpers.registry import artefact_path
+
+    return artefact_path("gguf-f16")
+
+
+class EmbeddedRuntime(Runtime):
+    """In-process llama.cpp on the workbook model; `constrained=True` adds JSON-schema grammar decoding."""
+
+    name = "embedded"
+
+    def __init__(self, model_path: str | Path | None = None, n_threads: int | None = None, n_ctx: int = 2048,
+                 constrained: bool = False) -> None:
+        self.model_path = Path(model_path) if model_path else default_gguf()
+        self.n_threads = n_threads or max(1, min(4, os.cpu_count() or 1))
+        self.n_ctx = n_ctx
+        self.constrained = constrained
+        self._llama = None
+
+    @property
+    def model(self) -> str:
+        return self.model_path.stem
+
+    def availability(self) -> Availability:
+        if not self.model_path.exists():
+            return Availability(self.name, False, f"model file {self.model_path} is missing",
+                                "restore data/ from git (`git checkout -- data`) or run `python -m helpers export`")
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError:
+            return Availability(self.name, False, "llama-cpp-python is not installed",
+                                "install the workbook: `pip install -e .` (see README)")
+        size_mb = self.model_path.stat().st_size / 1e6
+        return Availability(self.name, True, f"in-process llama.cpp, {self.model_path.name} ({size_mb:.1f} MB)",
+                            models=[self.model])
+
+    @property
+    def llama(self):  # -> llama_cpp.Llama
+        """The loaded llama.cpp model (loaded on first use)."""
+        if self._llama is None:
+            av = self.availability()
+            if not av.ok:
+                from helpers.runtimes.base import RuntimeUnavailable
+
+                raise RuntimeUnavailable(f"embedded runtime: {av.detail}; {av.fix}")
+            import llama_cpp
+
+            self._llama = llama_cpp.Llama(model_path=str(self.model_path), n_ctx=self.n_ctx,
+                                          n_threads=self.n_threads, n_batch=512, verbose=False, seed=123)
+        return self._llama
+
+    def _grammar(self, tools: list[dict[str, Any]] | None):
+        if not self.constrained:
+            return None
+        from helpers.runtimes.constrained import reply_grammar
+
+        return reply_grammar(tools)
+
+    def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
+             temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> ChatResult:
+        from helpers.runtimes.llama_chat import chat_completion
+
+        timer = Timer()
+        out = chat_completion(self.llama, messages, tools, temperature=temperature, max_tokens=max_tokens,
+                              seed=seed, model=self.model, grammar=self._grammar(tools))
+        return self._result(out, timer, tools)
+
+    def _result(self, out: dict[str, Any], timer: Timer, tools: list[dict[str, Any]] | None) -> ChatResult:
+        from helpers.runtimes.openai_compat import decode_calls
+
+        msg = out["choices"][0]["message"]
+        calls, err = decode_calls(msg.get("tool_calls") or [], tools)
+        res = ChatResult(runtime=self.name, model=self.model, content=msg.get("content") or "", tool_calls=calls,
+                         error=out.get("x_error") or err, finish_reason=out["choices"][0]["finish_reason"],
+                         prompt_tokens=out["usage"]["prompt_tokens"],
+                         completion_tokens=out["usage"]["completion_tokens"], total_s=timer.elapsed,
+                         raw=out.get("x_raw"))
+        return res
+
+    def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
+               temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> Iterator[StreamEvent]:
+        from helpers.runtimes.openai_compat import result_from_chunks
+        from helpers.runtimes.llama_chat import chat_completion_stream
+
+        timer = Timer()
+        chunks = []
+        for ch in chat_completion_stream(self.llama, messages, tools, temperature=temperature,
+                                         max_tokens=max_tokens, seed=seed, model=self.model,
+                                         grammar=self._grammar(tools)):
+            chunks.append(ch)
+            delta = ch["choices"][0]["delta"].get("content")
+            if delta:
+                timer.mark_first()
+                yield StreamEvent(delta=delta)
+        res = result_from_chunks(chunks, self.name, self.model, tools)
+        res.ttft_s, res.total_s = timer.first, timer.elapsed
+        yield StreamEvent(result=res)
+
+    def close(self) -> None:
+        if self._llama is not None:
+            self._llama.close()
+            self._llama = None
+
+
+__all__ = ["EmbeddedRuntime", "validate_call"]

@@ -1,0 +1,140 @@
+"""Chat on llama.cpp with the workbook model's format: shared by the embedded runtime and the server.
+
+Introduced in notebook 02. llama-cpp-python's built-in chat handlers return a model's tool-call text in
+`content`; this handler renders the workbook's chat template, generates, and parses the tool-call text
+into OpenAI `tool_calls` (streaming too, with `finish_reason: "tool_calls"`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, Iterator
+
+from helpers.model.chat_format import CALL_START, parse_reply, render
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+class ContextOverflow(ValueError):
+    """The conversation does not fit the model's context window."""
+
+
+def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check roles and content, turn `content: None` into "" and tool-call arguments into JSON text."""
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts.")
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ROLES:
+            raise ValueError(f"message {i} needs a role among {ROLES}; got {m!r:.80}")
+        m = dict(m)
+        content = m.get("content")
+        if content is None:
+            content = ""
+        if isinstance(content, list):  # OpenAI content parts: keep the text ones
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if not isinstance(content, str):
+            raise ValueError(f"message {i}: content must be text, got {type(content).__name__}.")
+        m["content"] = content
+        if m.get("tool_calls"):
+            calls = []
+            for tc in m["tool_calls"]:
+                f = dict(tc.get("function", tc))
+                if not isinstance(f.get("arguments"), str):
+                    f["arguments"] = json.dumps(f.get("arguments") or {}, ensure_ascii=False, separators=(",", ":"))
+                calls.append({**tc, "function": f})
+            m["tool_calls"] = calls
+        out.append(m)
+    return out
+
+
+def _call_id() -> str:
+    return "call_" + uuid.uuid4().hex[:12]
+
+
+def _tokens(llama, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+            max_tokens: int) -> list[int]:
+    prompt = render(normalize_messages(messages), tools, add_generation_prompt=True)
+    toks = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    n_ctx = llama.n_ctx()
+    if len(toks) + max_tokens > n_ctx:
+        raise ContextOverflow(f"The conversation is {len(toks)} tokens and the reply may take {max_tokens}: over the "
+                              f"model's {n_ctx}-token context. Drop or summarise old turns (notebook 08 shows how).")
+    return toks
+
+
+def _completion(llama, toks, temperature, max_tokens, seed, stream, grammar=None):
+    return llama.create_completion(prompt=toks, max_tokens=max_tokens, temperature=temperature, top_p=1.0,
+                                   top_k=0 if temperature == 0 else 40, repeat_penalty=1.0, seed=seed,
+                                   stream=stream, grammar=grammar)
+
+
+def chat_completion(llama, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
+                    temperature: float = 0.0, max_tokens: int = 256, seed: int = 123, model: str = "edge-slm",
+                    grammar=None) -> dict[str, Any]:
+    """An OpenAI chat.completion dict from the model; tool calls parsed, raw text kept in `x_raw`."""
+    toks = _tokens(llama, messages, tools, max_tokens)
+    t0 = time.perf_counter()
+    out = _completion(llama, toks, temperature, max_tokens, seed, False, grammar)
+    raw = out["choices"][0]["text"]
+    parsed = parse_reply(raw, known_tools=[t.get("function", t)["name"] for t in tools or []])
+    msg: dict[str, Any] = {"role": "assistant", "content": parsed.content}
+    finish = out["choices"][0].get("finish_reason") or "stop"
+    if parsed.tool_calls:
+        msg["tool_calls"] = [{"id": _call_id(), "type": "function",
+                              "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False,
+                                                                                      separators=(",", ":"))}}
+                             for c in parsed.tool_calls]
+        msg["content"] = parsed.content or None
+        finish = "tool_calls"
+    elif parsed.error:
+        msg["content"] = raw  # what the model wrote, for the caller to see; the error says why it is not a call
+    return {"id": "chatcmpl-" + uuid.uuid4().hex[:12], "object": "chat.completion", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "message": msg, "finish_reason": finish, "logprobs": None}],
+            "usage": {"prompt_tokens": len(toks), "completion_tokens": out["usage"]["completion_tokens"],
+                      "total_tokens": len(toks) + out["usage"]["completion_tokens"]},
+            "x_raw": raw, "x_error": parsed.error, "x_seconds": time.perf_counter() - t0}
+
+
+def chat_completion_stream(llama, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
+                           temperature: float = 0.0, max_tokens: int = 256, seed: int = 123,
+                           model: str = "edge-slm", grammar=None) -> Iterator[dict[str, Any]]:
+    """OpenAI chat.completion.chunk dicts. Text streams as it comes; a tool call is sent whole once closed."""
+    toks = _tokens(llama, messages, tools, max_tokens)
+    cid = "chatcmpl-" + uuid.uuid4().hex[:12]
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+
+    yield chunk({"role": "assistant", "content": ""})
+    buf = ""
+    mode = None  # "call" or "text", decided by the first visible piece (<tool_call> is a single token)
+    finish = "stop"
+    for part in _completion(llama, toks, temperature, max_tokens, seed, True, grammar):
+        piece = part["choices"][0]["text"]
+        finish = part["choices"][0].get("finish_reason") or finish
+        buf += piece
+        if mode is None:
+            if not buf.strip():
+                continue
+            mode = "call" if buf.lstrip().startswith(CALL_START) else "text"
+            if mode == "text":
+                yield chunk({"content": buf})
+        elif mode == "text" and piece:
+            yield chunk({"content": piece})
+    if mode == "call":
+        parsed = parse_reply(buf, known_tools=[t.get("function", t)["name"] for t in tools or []])
+        if parsed.tool_calls:
+            calls = [{"index": i, "id": _call_id(), "type": "function",
+                      "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False,
+                                                                              separators=(",", ":"))}}
+                     for i, c in enumerate(parsed.tool_calls)]
+            yield chunk({"tool_calls": calls})
+            finish = "tool_calls"
+        else:  # malformed call text: pass it on as text so the caller sees what the model wrote
+            yield chunk({"content": buf})
+    yield chunk({}, finish)

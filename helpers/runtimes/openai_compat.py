@@ -1,0 +1,289 @@
+"""Runtimes that speak the OpenAI chat API: a vLLM server, any OpenAI-compatible endpoint, and the
+workbook's own llama.cpp server (started by `LlamaCppServerRuntime` on 127.0.0.1).
+
+Introduced in notebook 02; the vLLM and Ollama notebooks use the same client code against whatever
+server a learner has, and against the workbook's own server when they have none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+from helpers.runtimes.base import (Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, Timer,
+                                   ToolCall, validate_call)
+
+
+def http_get_json(url: str, timeout: float = 1.0, headers: dict[str, str] | None = None) -> Any:
+    """GET a JSON document; raises OSError/ValueError when the server is absent or answers garbage."""
+    req = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (URL comes from the learner's config)
+        return json.loads(resp.read().decode("utf-8"))
+
+
+def decode_calls(raw_calls: list[Any], tools: list[dict[str, Any]] | None) -> tuple[list[ToolCall], dict | None]:
+    """OpenAI `tool_calls` into ToolCalls; bad JSON, unknown tools or schema failures become an error."""
+    calls: list[ToolCall] = []
+    for i, tc in enumerate(raw_calls or []):
+        f = tc["function"] if isinstance(tc, dict) else tc.function
+        name = f["name"] if isinstance(f, dict) else f.name
+        args_text = f["arguments"] if isinstance(f, dict) else f.arguments
+        cid = (tc.get("id") if isinstance(tc, dict) else tc.id) or f"call_{i}"
+        if isinstance(args_text, dict):
+            args = args_text
+        else:
+            try:
+                args = json.loads(args_text or "{}")
+            except json.JSONDecodeError as exc:
+                return calls, {"type": "invalid_json", "message": f"arguments of {name} are not JSON: {exc.msg}",
+                               "raw": str(args_text)}
+        if not isinstance(args, dict):
+            return calls, {"type": "bad_arguments", "message": f"arguments of {name} are not a JSON object"}
+        call = ToolCall(cid, name, args)
+        err = validate_call(call, tools)
+        if err:
+            return calls, err
+        calls.append(call)
+    return calls, None
+
+
+def result_from_chunks(chunks: list[dict[str, Any]], runtime: str, model: str,
+                       tools: list[dict[str, Any]] | None) -> ChatResult:
+    """Assemble streamed chat.completion.chunk dicts into one ChatResult."""
+    text, finish = "", "stop"
+    calls: dict[int, dict[str, Any]] = {}
+    for ch in chunks:
+        choice = ch["choices"][0]
+        d = choice.get("delta") or {}
+        text += d.get("content") or ""
+        for tc in d.get("tool_calls") or []:
+            slot = calls.setdefault(tc.get("index", 0), {"id": tc.get("id"), "function": {"name": "", "arguments": ""}})
+            f = tc.get("function") or {}
+            slot["id"] = slot["id"] or tc.get("id")
+            slot["function"]["name"] += f.get("name") or ""
+            slot["function"]["arguments"] += f.get("arguments") or ""
+        finish = choice.get("finish_reason") or finish
+    decoded, err = decode_calls([calls[k] for k in sorted(calls)], tools)
+    return ChatResult(runtime=runtime, model=model, content=text, tool_calls=decoded, error=err,
+                      finish_reason=finish)
+
+
+class OpenAICompatRuntime(Runtime):
+    """Any server with the OpenAI chat-completions API at `base_url` (ending in /v1)."""
+
+    name = "openai"
+    env_url = "OPENAI_BASE_URL"
+    default_url: str | None = None
+    how_to_start = ("set OPENAI_BASE_URL (e.g. http://127.0.0.1:8080/v1) and OPENAI_API_KEY for your "
+                    "OpenAI-compatible server")
+
+    def __init__(self, base_url: str | None = None, model: str | None = None, api_key: str | None = None,
+                 timeout: float = 120.0) -> None:
+        self.base_url = (base_url or os.environ.get(self.env_url) or self.default_url or "").rstrip("/")
+        self._model = model or os.environ.get("EDGEAI_MODEL")
+        self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "not-needed-locally"
+        self.timeout = timeout
+        self._client = None
+
+    @property
+    def model(self) -> str:
+        if not self._model:
+            av = self.availability()
+            if not av.ok or not av.models:
+                raise RuntimeUnavailable(f"{self.name}: {av.detail}; {av.fix}")
+            self._model = av.models[0]
+        return self._model
+
+    def availability(self) -> Availability:
+        if not self.base_url:
+            return Availability(self.name, False, f"no server configured ({self.env_url} is not set)",
+                                self.how_to_start)
+        try:
+            data = http_get_json(self.base_url + "/models", timeout=1.5,
+                                 headers={"Authorization": f"Bearer {self.api_key}"})
+            models = [m["id"] for m in data.get("data", [])]
+        except (OSError, ValueError, KeyError) as exc:
+            return Availability(self.name, False, f"nothing answers at {self.base_url} ({type(exc).__name__})",
+                                self.how_to_start)
+        return Availability(self.name, True, f"OpenAI-compatible server at {self.base_url}", models=models)
+
+    @property
+    def client(self):  # -> openai.OpenAI
+        if self._client is None:
+            from openai import OpenAI
+
+            self._client = OpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout,
+                                  max_retries=0)
+        return self._client
+
+    def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
+             temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> ChatResult:
+        import openai
+
+        timer = Timer()
+        kwargs: dict[str, Any] = {"model": self.model, "messages": _wire(messages), "temperature": temperature,
+                                  "max_tokens": max_tokens, "seed": seed}
+        if tools:
+            kwargs["tools"] = tools
+        try:
+            resp = self.client.chat.completions.create(**kwargs)
+        except openai.APIConnectionError as exc:
+            raise RuntimeUnavailable(f"{self.name}: lost the server at {self.base_url} ({exc}); "
+                                     f"{self.how_to_start}") from None
+        choice = resp.choices[0]
+        calls, err = decode_calls(choice.message.tool_calls or [], tools)
+        usage = resp.usage
+        return ChatResult(runtime=self.name, model=resp.model or self.model, content=choice.message.content or "",
+                          tool_calls=calls, error=err, finish_reason=choice.finish_reason or "stop",
+                          prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                          completion_tokens=getattr(usage, "completion_tokens", 0) or 0, total_s=timer.elapsed)
+
+    def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
+               temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> Iterator[StreamEvent]:
+        import openai
+
+        timer = Timer()
+        kwargs: dict[str, Any] = {"model": self.model, "messages": _wire(messages), "temperature": temperature,
+                                  "max_tokens": max_tokens, "seed": seed, "stream": True}
+        if tools:
+            kwargs["tools"] = tools
+        chunks = []
+        try:
+            for ch in self.client.chat.completions.create(**kwargs):
+                d = ch.model_dump()
+                if not d.get("choices"):
+                    continue
+                chunks.append(d)
+                delta = d["choices"][0]["delta"].get("content")
+                if delta:
+                    timer.mark_first()
+                    yield StreamEvent(delta=delta)
+        except openai.APIConnectionError as exc:
+            raise RuntimeUnavailable(f"{self.name}: lost the server at {self.base_url} ({exc})") from None
+        res = result_from_chunks(chunks, self.name, self.model, tools)
+        res.ttft_s, res.total_s = timer.first, timer.elapsed
+        yield StreamEvent(result=res)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _wire(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages as servers accept them: llama.cpp's server answers HTTP 500 to `content: null`."""
+    out = []
+    for m in messages:
+        m = dict(m)
+        if m.get("content") is None:
+            m["content"] = ""
+        out.append(m)
+    return out
+
+
+class VLLMRuntime(OpenAICompatRuntime):
+    """A vLLM server a learner runs (`vllm serve MODEL`), at VLLM_BASE_URL or 127.0.0.1:8000."""
+
+    name = "vllm"
+    env_url = "VLLM_BASE_URL"
+    default_url = "http://127.0.0.1:8000/v1"
+    how_to_start = ("start vLLM on a machine with a GPU: `vllm serve <model> --host 127.0.0.1 --port 8000 "
+                    "--enable-auto-tool-choice --tool-call-parser <parser>`, or set VLLM_BASE_URL")
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LlamaCppServerRuntime(OpenAICompatRuntime):
+    """The workbook's OpenAI-compatible llama.cpp server, started on 127.0.0.1 and stopped by this object."""
+
+    name = "llamacpp"
+    env_url = "EDGEAI_LLAMACPP_URL"
+    how_to_start = "it starts by itself; if it fails, run `python -m helpers serve` to see the error"
+
+    def __init__(self, model_path: str | Path | None = None, port: int | None = None, host: str = "127.0.0.1",
+                 start: bool = True, startup_timeout: float = 60.0) -> None:
+        from helpers.runtimes.embedded import default_gguf
+
+        self.model_path = Path(model_path) if model_path else default_gguf()
+        self.host, self.port = host, port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log_path: Path | None = None
+        super().__init__(base_url=f"http://{host}:{self.port}/v1", model=self.model_path.stem)
+        if start:
+            self.start(startup_timeout)
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the server process and wait until /v1/models answers."""
+        if self.proc is not None:
+            return
+        if not self.model_path.exists():
+            raise RuntimeUnavailable(f"llamacpp: no model file at {self.model_path}; run `python -m helpers export`.")
+        from helpers.paths import BUILD
+
+        BUILD.mkdir(parents=True, exist_ok=True)
+        self.log_path = BUILD / f"llamacpp-server-{self.port}.log"
+        cmd = [sys.executable, "-m", "helpers", "serve", "--model", str(self.model_path), "--host", self.host,
+               "--port", str(self.port)]
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                         cwd=str(Path(__file__).resolve().parents[2]))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                tail = self.log_path.read_text()[-1500:]
+                self.proc = None
+                raise RuntimeUnavailable(f"llamacpp: the server exited at start-up:\n{tail}")
+            if self.availability().ok:
+                return
+            time.sleep(0.2)
+        self.close()
+        raise RuntimeUnavailable(f"llamacpp: the server did not answer within {timeout:.0f} s; see {self.log_path}")
+
+    def close(self) -> None:
+        super().close()
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def llamacpp_startable() -> Availability:
+    """Whether `LlamaCppServerRuntime` can start its server (checked without starting it)."""
+    from helpers.runtimes.embedded import default_gguf
+
+    fix = "install the workbook (`pip install -e .`), which brings llama-cpp-python[server]"
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("uvicorn") is None:
+            return Availability("llamacpp", False, "llama-cpp-python[server] is not installed", fix)
+    except ImportError:
+        return Availability("llamacpp", False, "llama-cpp-python[server] is not installed", fix)
+    path = default_gguf()
+    if not path.exists():
+        return Availability("llamacpp", False, f"no model file at {path}", "run `python -m helpers export`")
+    return Availability("llamacpp", True, "starts the workbook's OpenAI-compatible server on 127.0.0.1 on demand",
+                        models=[path.stem])
