@@ -187,6 +187,7 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
     batches = _batches(tok, gen, cfg, rng)
     step = start
     loss_acc, tok_acc, n_acc = 0.0, 0, 0
+    last_log = elapsed0
 
     def save(final: bool = False) -> None:
         model.save_pretrained(str(ckpt))
@@ -213,8 +214,8 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
         if step % 50 == 0:
             el = elapsed0 + time.time() - t0
             rec = {"step": step, "loss": round(loss_acc / n_acc, 4), "lr": round(lr_at(step), 6),
-                   "tokens_per_s": round(tok_acc / max(1e-9, el - (history[-1]["elapsed_s"] if history else 0)), 1),
-                   "elapsed_s": round(el, 1)}
+                   "tokens_per_s": round(tok_acc / max(1e-9, el - last_log), 1), "elapsed_s": round(el, 1)}
+            last_log = el
             history.append(rec)
             log(json.dumps(rec))
             loss_acc, tok_acc, n_acc = 0.0, 0, 0

@@ -1,4 +1,5 @@
-"""Runtimes: one interface over embedded, llamacpp, foundry, ollama, vllm and openai (notebook 00).
+"""Runtimes: one interface over embedded, llamacpp, foundry, ollama, vllm and openai (notebook 00), plus
+two reference runtimes for comparing exports: transformers and ortgenai.
 
 `get_runtime()` reads `EDGEAI_RUNTIME` (auto or a name) and `EDGEAI_MODEL`. `auto` takes the first
 server a learner runs (Ollama, vLLM, an OpenAI-compatible URL) and otherwise the embedded runtime, which
@@ -13,7 +14,7 @@ from typing import Any, Callable
 from helpers.runtimes.base import (Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, ToolCall,
                                    validate_call)
 
-RUNTIME_NAMES = ("embedded", "llamacpp", "foundry", "ollama", "vllm", "openai")
+RUNTIME_NAMES = ("embedded", "llamacpp", "foundry", "ollama", "vllm", "openai", "transformers", "ortgenai")
 AUTO_ORDER = ("ollama", "vllm", "openai", "embedded")
 
 
@@ -42,6 +43,14 @@ def _factory(name: str) -> Callable[..., Runtime]:
         from helpers.runtimes.openai_compat import OpenAICompatRuntime
 
         return lambda model=None, **kw: OpenAICompatRuntime(model=model, **kw)
+    if name == "transformers":
+        from helpers.runtimes.reference import TransformersRuntime
+
+        return lambda model=None, **kw: TransformersRuntime(model_dir=model, **kw)
+    if name == "ortgenai":
+        from helpers.runtimes.reference import OrtGenAIRuntime
+
+        return lambda model=None, **kw: OrtGenAIRuntime(model_dir=model, **kw)
     raise ValueError(f"Unknown runtime {name!r}. Choose one of: auto, {', '.join(RUNTIME_NAMES)} "
                      "(set EDGEAI_RUNTIME, or pass runtime=...).")
 

@@ -1,0 +1,61 @@
+import json
+
+from helpers.data.synth import (CITIES_DEV, CITIES_TRAIN, T, DialogueGenerator, eval_cases)
+from helpers.domain.tools import TOOL_NAMES, validate_arguments
+from helpers.eval import load_cases
+
+
+def test_generation_is_deterministic_per_seed():
+    a = [DialogueGenerator(seed=5).dialogue().messages for _ in range(1)]
+    g1, g2 = DialogueGenerator(seed=5), DialogueGenerator(seed=5)
+    assert [g1.dialogue().messages for _ in range(20)] == [g2.dialogue().messages for _ in range(20)]
+    assert a[0] != DialogueGenerator(seed=6).dialogue().messages
+
+
+def test_dev_phrasings_and_cities_never_appear_in_training():
+    assert not set(CITIES_DEV) & set(CITIES_TRAIN)
+    for tool, t in T.items():
+        assert not set(t["dev"]) & set(t["train"]), tool
+
+
+def test_training_never_draws_dev_ids_or_cities():
+    g = DialogueGenerator(split="train", seed=1)
+    dev_values = g.dev_ids | g.dev_cids | g.dev_skus | g.dev_srvs | set(CITIES_DEV)
+    seen = set()
+    for _ in range(3000):
+        for m in g.dialogue().messages:
+            for tc in m.get("tool_calls") or []:
+                seen.update(str(v) for v in json.loads(tc["function"]["arguments"]).values())
+    assert seen and not seen & dev_values
+
+
+def test_every_tool_call_in_training_is_valid_for_its_schema():
+    g = DialogueGenerator(seed=3)
+    called = set()
+    for _ in range(2000):
+        for m in g.dialogue().messages:
+            for tc in m.get("tool_calls") or []:
+                f = tc["function"]
+                validate_arguments(f["name"], json.loads(f["arguments"]))
+                called.add(f["name"])
+    assert called == set(TOOL_NAMES)
+
+
+def test_eval_cases_are_in_the_eval_format(tmp_path):
+    cases = eval_cases(120, seed=9)
+    path = tmp_path / "dev.jsonl"
+    path.write_text("\n".join(json.dumps(c) for c in cases))
+    loaded = load_cases(path)
+    assert len(loaded) == 120
+    assert any(c["expected"] is None for c in loaded)
+    assert any(len(c["messages"]) > 1 for c in loaded)  # multi-turn: a second request in the same chat
+    for c in loaded:
+        if c["expected"]:
+            validate_arguments(c["expected"]["name"], c["expected"]["arguments"])
+
+
+def test_shipped_dev_set_is_the_generated_one():
+    from helpers.paths import EVAL_DIR
+
+    shipped = load_cases(EVAL_DIR / "dev.jsonl")
+    assert shipped == eval_cases(len(shipped), seed=123)
