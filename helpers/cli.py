@@ -87,6 +87,18 @@ def _cmd_run_all(a: argparse.Namespace) -> int:
     return 1 if doc["failed"] else 0
 
 
+def _cmd_compare(a: argparse.Namespace) -> int:
+    from helpers.compare import compare_runtimes, format_rows
+    from helpers.eval import load_cases
+
+    cases = load_cases(a.path)[: a.limit or None]
+    rows = compare_runtimes(cases, a.runtimes.split(","), progress=sys.stderr.isatty())
+    print(format_rows(rows))
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -126,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="rebuild GGUF (f16, Q8_0), ONNX GenAI (int4, fp32), dev set, manifest")
     x.add_argument("--from-run", default=None, help="package this training run into data/model first")
     x.set_defaults(func=_cmd_export)
+
+    c = sub.add_parser("compare-runtimes", help="exact match and output agreement of runtimes, side by side")
+    c.add_argument("path", help="JSONL eval file (data/eval/dev.jsonl)")
+    c.add_argument("--runtimes", default="transformers,embedded,ortgenai,foundry")
+    c.add_argument("--limit", type=int, default=0, help="only the first N cases")
+    c.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    c.set_defaults(func=_cmd_compare)
 
     e = sub.add_parser("eval-toolcalls", help="tool-call exact match of a runtime on a JSONL eval file")
     e.add_argument("path", help="JSONL file: {id, messages, expected} per line (data/eval/dev.jsonl)")

@@ -52,6 +52,7 @@ class TrainConfig:
     chunk_dialogues: int = 4000
     save_every: int = 250
     eval_every: int = 500
+    log_every: int = 50
     eval_cases: int = 48
     max_minutes: float | None = None
     threads: int | None = None
@@ -168,7 +169,7 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
         opt.load_state_dict(state["optimizer"])
     rng = random.Random(cfg.seed + start)
     gen = DialogueGenerator(split="train", seed=cfg.seed + start)
-    dev = eval_cases(cfg.eval_cases, seed=cfg.seed)
+    dev = eval_cases(cfg.eval_cases, seed=cfg.seed) if cfg.eval_cases else []
 
     def lr_at(step: int) -> float:
         """Warm-up, then cosine decay over the steps, or over the wall-clock budget when one is set."""
@@ -211,7 +212,7 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
         loss_acc += out.loss.item()
         tok_acc += int(att.sum())
         n_acc += 1
-        if step % 50 == 0:
+        if step % cfg.log_every == 0:
             el = elapsed0 + time.time() - t0
             rec = {"step": step, "loss": round(loss_acc / n_acc, 4), "lr": round(lr_at(step), 6),
                    "tokens_per_s": round(tok_acc / max(1e-9, el - last_log), 1), "elapsed_s": round(el, 1)}
@@ -219,7 +220,7 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
             history.append(rec)
             log(json.dumps(rec))
             loss_acc, tok_acc, n_acc = 0.0, 0, 0
-        if step % cfg.eval_every == 0:
+        if cfg.eval_every and step % cfg.eval_every == 0:
             acc = greedy_eval(model, tok, dev)
             history.append({"step": step, "dev_exact_match": round(acc, 4), "n": len(dev)})
             log(json.dumps(history[-1]))

@@ -119,3 +119,33 @@ class EmbeddedRuntime(Runtime):
 
 
 __all__ = ["EmbeddedRuntime", "validate_call"]
+
+
+_TTFT_SCRIPT = """
+import time
+t0 = time.perf_counter()
+import helpers
+from helpers.runtimes import get_runtime
+rt = get_runtime("embedded")
+for ev in rt.stream([{"role": "user", "content": "hello"}]):
+    if ev.delta:
+        print(time.perf_counter() - t0)
+        break
+"""
+
+
+def time_to_first_token(runs: int = 3) -> list[float]:
+    """Seconds from `import helpers` to the first generated token, each in a fresh Python process."""
+    import subprocess
+    import sys
+
+    from helpers.paths import ROOT
+
+    out = []
+    for _ in range(runs):
+        res = subprocess.run([sys.executable, "-c", _TTFT_SCRIPT], capture_output=True, text=True, cwd=str(ROOT),
+                             timeout=120)
+        if res.returncode != 0:
+            raise RuntimeError(f"time-to-first-token run failed:\n{res.stderr[-1500:]}")
+        out.append(float(res.stdout.strip().splitlines()[-1]))
+    return out
