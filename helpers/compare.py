@@ -27,11 +27,12 @@ def compare_runtimes(cases: list[dict[str, Any]], names: list[str], reference: s
 
     tools = openai_tools()
     order = [reference] + [n for n in names if n != reference]
-    raws: dict[str, list[str]] = {}
+    answers: dict[str, list[str]] = {}
+    raws: dict[str, list[str | None]] = {}
     rows = []
     for name in order:
         rt = get_runtime(name)
-        passed, outs, secs = 0, [], []
+        passed, outs, raw, secs = 0, [], [], []
         it = cases
         if progress:
             from tqdm.auto import tqdm
@@ -44,22 +45,28 @@ def compare_runtimes(cases: list[dict[str, Any]], names: list[str], reference: s
                         if res.tool_calls else None)
                 passed += case_passes(c["expected"], pred)
                 outs.append(answer_signature(res))
+                raw.append(res.raw)
                 secs.append(res.total_s)
         finally:
             model = rt.model
             rt.close()
-        raws[name] = outs
-        same = sum(a == b for a, b in zip(outs, raws[reference]))
+        answers[name], raws[name] = outs, raw
+        same = sum(a == b for a, b in zip(outs, answers[reference]))
+        # token for token: the generated text itself, where the runtime exposes it
+        same_raw = (sum(a == b for a, b in zip(raw, raws[reference]))
+                    if all(r is not None for r in raw + raws[reference]) else None)
         rows.append({"runtime": name, "model": model, "n": len(cases), "exact_match": round(passed / len(cases), 3),
-                     "identical_to_reference": same, "median_ms": round(statistics.median(secs) * 1000, 1)})
+                     "identical_to_reference": same, "identical_tokens": same_raw,
+                     "median_ms": round(statistics.median(secs) * 1000, 1)})
     return rows
 
 
 def format_rows(rows: list[dict[str, Any]], reference: str = "transformers") -> str:
     """The comparison as a text table."""
-    lines = [f"{'runtime':<14}{'model':<24}{'n':>5}{'exact match':>13}{'same answer as ' + reference:>30}"
-             f"{'median ms':>11}"]
+    lines = [f"{'runtime':<14}{'model':<24}{'n':>5}{'exact match':>13}{'same answer':>13}{'same tokens':>13}"
+             f"{'median ms':>11}   (same = as {reference})"]
     for r in rows:
+        toks = "n/a" if r["identical_tokens"] is None else f"{r['identical_tokens']}/{r['n']}"
         lines.append(f"{r['runtime']:<14}{r['model']:<24}{r['n']:>5}{r['exact_match']:>13.3f}"
-                     f"{r['identical_to_reference']:>24}/{r['n']:<5}{r['median_ms']:>11.1f}")
+                     f"{str(r['identical_to_reference']) + '/' + str(r['n']):>13}{toks:>13}{r['median_ms']:>11.1f}")
     return "\n".join(lines)

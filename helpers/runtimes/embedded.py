@@ -46,9 +46,11 @@ class EmbeddedRuntime(Runtime):
         except ImportError:
             return Availability(self.name, False, "llama-cpp-python is not installed",
                                 "install the workbook: `pip install -e .` (see README)")
+        from helpers.registry import sha256
+
         size_mb = self.model_path.stat().st_size / 1e6
-        return Availability(self.name, True, f"in-process llama.cpp, {self.model_path.name} ({size_mb:.1f} MB)",
-                            models=[self.model])
+        return Availability(self.name, True, f"in-process llama.cpp, {self.model_path.name} ({size_mb:.1f} MB, "
+                                             f"sha256 {sha256(self.model_path)[:12]})", models=[self.model])
 
     @property
     def llama(self):  # -> llama_cpp.Llama
