@@ -18,7 +18,7 @@ def _cmd_train_model(a: argparse.Namespace) -> int:
         prepare_tokenizer(tok_dir, n_dialogues=a.tokenizer_dialogues, vocab_size=a.vocab_size, seed=a.seed)
     cfg = TrainConfig(steps=a.steps, max_minutes=a.minutes, lr=a.lr, batch_tokens=a.batch_tokens, seed=a.seed,
                       eval_every=a.eval_every, threads=a.threads,
-                      compile=a.compile)
+                      compile=a.compile, value_weight=a.value_weight)
     shape = ModelShape(num_hidden_layers=a.layers, hidden_size=a.hidden, intermediate_size=a.intermediate)
 
     def log(msg: str) -> None:
@@ -44,13 +44,16 @@ def _cmd_eval_toolcalls(a: argparse.Namespace) -> int:
     if a.runtime is not None:
         check_runtime_name(a.runtime)
     cases = load_cases(a.path)
+    if a.constrained and (a.runtime or "").lower() != "embedded":
+        raise ValueError("--constrained applies to the embedded runtime only: add --runtime embedded")
     rt = get_runtime(a.runtime, a.model, **({"constrained": True} if a.constrained else {}))
+    name, model = rt.name, rt.model
     try:
         preds = predict(rt, cases, progress=sys.stderr.isatty())
     finally:
         rt.close()
     summary = summarize(cases, preds)
-    print(f"runtime={rt.name} model={rt.model}" + (" decoding=constrained" if a.constrained else " decoding=greedy"))
+    print(f"runtime={name} model={model}" + (" decoding=constrained" if a.constrained else " decoding=greedy"))
     print(format_table(summary))
     if a.out:
         with open(a.out, "w", encoding="utf-8") as f:
@@ -126,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=None)
     t.add_argument("--seed", type=int, default=123)
     t.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    t.add_argument("--value-weight", type=float, default=1.0,
+                   help="loss weight of the argument values in tool calls (what the model must copy)")
     t.set_defaults(func=_cmd_train_model)
 
     s = sub.add_parser("serve", help="run the workbook's OpenAI-compatible llama.cpp server")
@@ -162,6 +167,6 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (RuntimeUnavailable, FileNotFoundError, ValueError, KeyError) as exc:
+    except (RuntimeUnavailable, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

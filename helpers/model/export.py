@@ -71,11 +71,14 @@ def hf_to_gguf(hf_dir: str | Path, out_file: str | Path, outtype: str = "f16") -
     out_file.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=str(conv / "gguf-py") + os.pathsep + os.environ.get("PYTHONPATH", ""),
                NO_LOCAL_GGUF="")
-    cmd = [sys.executable, str(conv / "convert_hf_to_gguf.py"), str(hf_dir), "--outfile", str(out_file),
+    tmp = out_file.with_name(out_file.name + ".tmp")  # the shipped file is replaced only on success
+    cmd = [sys.executable, str(conv / "convert_hf_to_gguf.py"), str(hf_dir), "--outfile", str(tmp),
            "--outtype", outtype]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if res.returncode != 0 or not out_file.exists():
+    if res.returncode != 0 or not tmp.exists():
+        tmp.unlink(missing_ok=True)
         raise ExportError(f"GGUF conversion failed ({' '.join(cmd)}):\n{res.stderr[-3000:]}")
+    os.replace(tmp, out_file)
     return out_file
 
 
@@ -111,12 +114,16 @@ def hf_to_onnx_genai(hf_dir: str | Path, out_dir: str | Path, precision: str = "
         raise ValueError(f"precision must be int4, int8, fp16 or fp32, not {precision!r}")
     out_dir = Path(out_dir)
     cache = BUILD / "cache" / f"ortgenai-{precision}"
-    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")  # the shipped folder is replaced only on success
+    shutil.rmtree(tmp, ignore_errors=True)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf_dir), "-o", str(out_dir),
+    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf_dir), "-o", str(tmp),
            "-p", precision, "-e", "cpu", "-c", str(cache)]
     res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0 or not (out_dir / "genai_config.json").exists():
-        raise ExportError(f"ONNX Runtime GenAI builder failed ({' '.join(cmd)}):\n{res.stderr[-3000:]}")
     shutil.rmtree(cache, ignore_errors=True)
+    if res.returncode != 0 or not (tmp / "genai_config.json").exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ExportError(f"ONNX Runtime GenAI builder failed ({' '.join(cmd)}):\n{res.stderr[-3000:]}")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
     return out_dir

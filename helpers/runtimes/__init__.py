@@ -15,7 +15,7 @@ from helpers.runtimes.base import (Availability, ChatResult, Runtime, RuntimeUna
                                    validate_call)
 
 RUNTIME_NAMES = ("embedded", "llamacpp", "foundry", "ollama", "vllm", "openai", "transformers", "ortgenai")
-AUTO_ORDER = ("ollama", "vllm", "openai", "embedded")
+AUTO_ORDER = ("ollama", "vllm", "openai", "embedded")  # openai only when its URL is on this machine
 
 
 def _factory(name: str) -> Callable[..., Runtime]:
@@ -70,9 +70,12 @@ def get_runtime(name: str | None = None, model: str | None = None, **kwargs: Any
     model = model if model is not None else (os.environ.get("EDGEAI_MODEL") or None)
     if key == "auto":
         for cand in AUTO_ORDER:
-            if cand == "llamacpp":
-                continue
-            rt = _factory(cand)(model=model if cand != "embedded" or _looks_like_path(model) else None)
+            if _looks_like_path(model) and cand != "embedded":
+                continue  # a GGUF path is for the embedded runtime
+            rt = _factory(cand)(model=model if cand != "embedded" or _looks_like_path(model) else None,
+                                **(kwargs if cand == "embedded" else {}))
+            if cand == "openai" and not _is_loopback(getattr(rt, "base_url", "")):
+                continue  # auto never sends prompts off this machine; name `openai` explicitly for that
             if rt.availability().ok:
                 return rt
         raise RuntimeUnavailable("No runtime is available, not even the embedded one: run `python -m helpers "
@@ -85,6 +88,13 @@ def get_runtime(name: str | None = None, model: str | None = None, **kwargs: Any
         raise RuntimeUnavailable(f"Runtime {key!r} is not available: {av.detail}. To use it: {av.fix}. "
                                  "Or set EDGEAI_RUNTIME=embedded to use the workbook's own model.")
     return rt
+
+
+def _is_loopback(url: str) -> bool:
+    from urllib.parse import urlparse
+
+    host = urlparse(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _looks_like_path(model: str | None) -> bool:

@@ -26,7 +26,7 @@ def grammar_text(tools: list[dict[str, Any]] | None) -> str:
         head = json.dumps('{"name":"%s","parameters":' % f["name"])
         alts.append(f"{head} {args_rule} \"}}\"")
     lines = [conv.format_grammar().replace("root ::=", "unused-root ::=")]
-    text_rule = 'text ::= [^<] [^\\x00]*'
+    text_rule = 'text ::= [^<\\x00]+'  # plain text never contains a tool-call tag
     if alts:
         lines.append("call-obj ::= " + " | ".join(f"( {a} )" for a in alts))
         lines.append('call ::= "<tool_call>[" call-obj ( "," call-obj )* "]</tool_call>"')

@@ -72,8 +72,18 @@ def result_from_chunks(chunks: list[dict[str, Any]], runtime: str, model: str,
             slot["function"]["arguments"] += f.get("arguments") or ""
         finish = choice.get("finish_reason") or finish
     decoded, err = decode_calls([calls[k] for k in sorted(calls)], tools)
-    return ChatResult(runtime=runtime, model=model, content=text, tool_calls=decoded, error=err,
-                      finish_reason=finish)
+    return ChatResult(runtime=runtime, model=model, content=text, tool_calls=decoded,
+                      error=err or call_text_error(text, decoded), finish_reason=finish)
+
+
+def call_text_error(content: str, calls: list[ToolCall]) -> dict[str, str] | None:
+    """A structured error when a reply carries tool-call text that did not become a call (malformed)."""
+    from helpers.model.chat_format import CALL_START, parse_reply
+
+    if calls or CALL_START not in (content or ""):
+        return None
+    return parse_reply(content).error or {"type": "bad_call", "message": "tool-call text that is not a valid call",
+                                          "raw": content}
 
 
 class OpenAICompatRuntime(Runtime):
@@ -81,6 +91,7 @@ class OpenAICompatRuntime(Runtime):
 
     name = "openai"
     env_url = "OPENAI_BASE_URL"
+    env_key = "OPENAI_API_KEY"
     default_url: str | None = None
     how_to_start = ("set OPENAI_BASE_URL (e.g. http://127.0.0.1:8080/v1) and OPENAI_API_KEY for your "
                     "OpenAI-compatible server")
@@ -89,7 +100,8 @@ class OpenAICompatRuntime(Runtime):
                  timeout: float = 120.0) -> None:
         self.base_url = (base_url or os.environ.get(self.env_url) or self.default_url or "").rstrip("/")
         self._model = model or os.environ.get("EDGEAI_MODEL")
-        self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "not-needed-locally"
+        # each runtime reads its own key variable: a cloud key is never sent to a local server
+        self.api_key = api_key or (os.environ.get(self.env_key) if self.env_key else None) or "not-needed-locally"
         self.timeout = timeout
         self._client = None
 
@@ -140,6 +152,7 @@ class OpenAICompatRuntime(Runtime):
                                      f"{self.how_to_start}") from None
         choice = resp.choices[0]
         calls, err = decode_calls(choice.message.tool_calls or [], tools)
+        err = err or call_text_error(choice.message.content or "", calls)
         usage = resp.usage
         return ChatResult(runtime=self.name, model=resp.model or self.model, content=choice.message.content or "",
                           tool_calls=calls, error=err, finish_reason=choice.finish_reason or "stop",
@@ -194,6 +207,7 @@ class VLLMRuntime(OpenAICompatRuntime):
 
     name = "vllm"
     env_url = "VLLM_BASE_URL"
+    env_key = "VLLM_API_KEY"
     default_url = "http://127.0.0.1:8000/v1"
     how_to_start = ("start vLLM on a machine with a GPU: `vllm serve <model> --host 127.0.0.1 --port 8000 "
                     "--enable-auto-tool-choice --tool-call-parser <parser>`, or set VLLM_BASE_URL")
@@ -211,6 +225,7 @@ class LlamaCppServerRuntime(OpenAICompatRuntime):
 
     name = "llamacpp"
     env_url = "EDGEAI_LLAMACPP_URL"
+    env_key = None
     how_to_start = "it starts by itself; if it fails, run `python -m helpers serve` to see the error"
 
     def __init__(self, model_path: str | Path | None = None, port: int | None = None, host: str = "127.0.0.1",
@@ -246,7 +261,7 @@ class LlamaCppServerRuntime(OpenAICompatRuntime):
                 tail = self.log_path.read_text()[-1500:]
                 self.proc = None
                 raise RuntimeUnavailable(f"llamacpp: the server exited at start-up:\n{tail}")
-            if self.availability().ok:
+            if self.availability().ok and self.proc.poll() is None:
                 return
             time.sleep(0.2)
         self.close()

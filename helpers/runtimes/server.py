@@ -33,7 +33,8 @@ def register_handler() -> None:
     """Make `chat_format="edge-slm"` known to llama-cpp-python."""
     from llama_cpp import llama_chat_format
 
-    llama_chat_format.register_chat_completion_handler(HANDLER_NAME)(edge_slm_handler)
+    llama_chat_format.LlamaChatCompletionHandlerRegistry().register_chat_completion_handler(
+        HANDLER_NAME, edge_slm_handler, overwrite=True)
 
 
 def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8765, n_threads: int | None = None,
