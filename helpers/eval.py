@@ -1,4 +1,4 @@
-"""Tool-call evaluation: the scoring rule of `python -m helpers eval-toolcalls` (notebook 02).
+"""Tool-call evaluation: the scoring rule of `python -m helpers eval-toolcalls` (notebook 01).
 
 A case passes when the predicted tool name equals the expected one and every argument listed in
 `expected.arguments` equals the predicted value after trimming and case-folding (numbers compared as

@@ -1,6 +1,6 @@
 """Seeded synthetic dialogues for the agent domain: training data and a held-out dev set.
 
-Introduced in notebook 02 and lab 02 (train your own SLM). The dev set uses phrasings (templates), ids
+Introduced in notebook 01 and lab 01 (train your own SLM). The dev set uses phrasings (templates), ids
 and city names that never occur in training: `split="dev"` draws from held-out pools and the training
 sampler rejects any dev value.
 

@@ -1,6 +1,6 @@
 """The agent domain: ten customer-service, retail and IT-support tools backed by a local SQLite shop.
 
-Introduced in notebook 02 (meet the workbook's SLM) and used by every agent notebook. This module is the
+Introduced in notebook 01 (meet the workbook's SLM) and used by every agent notebook. This module is the
 single source of truth for the tool catalog: the training data, the chat template, the evaluation and
 the agents all read tool names, argument formats and result shapes from here.
 """
@@ -62,7 +62,7 @@ LAST_NAMES = ("Silva", "Okafor", "Novak", "Tanaka", "Haddad", "Jensen", "Garcia"
 
 
 class ToolArgumentError(ValueError):
-    """A tool was called with arguments that fail its schema (introduced in notebook 04)."""
+    """A tool was called with arguments that fail its schema (introduced in notebook 01; the agent loop handles it)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def _stable_int(text: str) -> int:
 class Shop:
     """The local shop the tools read and write: a SQLite file built from a fixed seed.
 
-    Defined for notebook 04 (tool calling and the agent loop). `Shop.create(path)` builds a fresh
+    Introduced in notebook 01; the agent notebooks use it. `Shop.create(path)` builds a fresh
     database; `Shop(path)` opens an existing one. Each public tool method is a typed function whose JSON
     schema comes from its signature and docstring (see `tool_specs`).
     """
@@ -245,7 +245,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def schema_from_function(fn: Callable[..., Any]) -> ToolSpec:
-    """Derive a tool's JSON schema from a typed function's signature and docstring (notebook 04)."""
+    """Derive a tool's JSON schema from a typed function's signature and docstring (notebook 01)."""
     sig = inspect.signature(fn)
     hints = get_type_hints(fn, include_extras=True)
     fields: dict[str, Any] = {}

@@ -1,6 +1,6 @@
 """The workbook model's chat format: markers, the Jinja chat template, tool-call text and its parser.
 
-Introduced in notebook 02 (meet the workbook's SLM). The same format is rendered by the Jinja template
+Introduced in notebook 01 (meet the workbook's SLM). The same format is rendered by the Jinja template
 shipped in `tokenizer_config.json` (read by transformers, llama.cpp, ONNX Runtime GenAI and Foundry Local)
 and by `render_segments` here (used to build training data; a test checks the two agree).
 

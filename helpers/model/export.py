@@ -1,6 +1,6 @@
 """Exports of the workbook model: GGUF (llama.cpp's converter and quantizer) and ONNX Runtime GenAI.
 
-Introduced in notebook 02; `python -m helpers export` reproduces every shipped file. The GGUF converter
+Introduced in notebook 01; `python -m helpers export` reproduces every shipped file. The GGUF converter
 is not on PyPI as a module: it ships inside the llama-cpp-python source distribution, so `converter_dir`
 fetches that sdist with pip (from the package index, like any install) and unpacks the converter into
 build/. Nothing of it is committed to this repository.

@@ -1,6 +1,6 @@
 """The model pipeline behind `python -m helpers train-model`: tokenizer, training, packaging into data/.
 
-Introduced in lab 02 (train your own SLM).
+Introduced in lab 01 (train your own SLM).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Train the workbook model's SentencePiece tokenizer and wrap it for transformers.
 
-Introduced in notebook 02 and lab 02. Design choices, each for one reason:
+Introduced in notebook 01 and lab 01. Design choices, each for one reason:
 - BPE with byte fallback: any text encodes, nothing becomes <unk>.
 - Digits split, and merges only inside runs of letters: the space marker '▁' and punctuation are always
   tokens of their own. So a value such as a city name is the same token sequence in the user's message

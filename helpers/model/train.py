@@ -1,6 +1,6 @@
 """Train the workbook's tool-calling SLM from scratch on the CPU (transformers + PyTorch).
 
-Introduced in lab 02 (train your own SLM); `python -m helpers train-model` runs it. Fresh synthetic
+Introduced in lab 01 (train your own SLM); `python -m helpers train-model` runs it. Fresh synthetic
 dialogues are drawn for every chunk of steps, so the model never sees the same example twice and must
 learn the format and the copying of values rather than memorise examples. The loss counts only the
 assistant's tokens. Checkpoints are written every `save_every` steps and a run resumes from them.

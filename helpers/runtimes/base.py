@@ -1,4 +1,4 @@
-"""One small interface over every local runtime (notebook 00 introduces it, notebook 02 uses it).
+"""One small interface over every local runtime (notebook 00 introduces it, notebook 01 uses it).
 
 A runtime takes OpenAI-style chat messages and tools and returns a `ChatResult` that always says which
 runtime and which model answered. Malformed model output (broken JSON, unknown tool, arguments of the

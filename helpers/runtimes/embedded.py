@@ -1,7 +1,7 @@
 """The `embedded` runtime: the workbook's own SLM in-process on llama.cpp (always available).
 
-Introduced in notebook 02. It loads the shipped GGUF file from data/gguf (f16 by default, or any
-quantized file, e.g. from notebook 10) and answers through the same interface as every other runtime.
+Introduced in notebook 01. It loads the shipped GGUF file from data/gguf (f16 by default, or any
+quantized file from the quantization notebooks) and answers through the same interface as every other runtime.
 """
 
 from __future__ import annotations

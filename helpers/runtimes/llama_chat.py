@@ -1,6 +1,6 @@
 """Chat on llama.cpp with the workbook model's format: shared by the embedded runtime and the server.
 
-Introduced in notebook 02. llama-cpp-python's built-in chat handlers return a model's tool-call text in
+Introduced in notebook 01. llama-cpp-python's built-in chat handlers return a model's tool-call text in
 `content`; this handler renders the workbook's chat template, generates, and parses the tool-call text
 into OpenAI `tool_calls` (streaming too, with `finish_reason: "tool_calls"`).
 """
@@ -61,7 +61,7 @@ def _tokens(llama, messages: list[dict[str, Any]], tools: list[dict[str, Any]] |
     n_ctx = llama.n_ctx()
     if len(toks) + max_tokens > n_ctx:
         raise ContextOverflow(f"The conversation is {len(toks)} tokens and the reply may take {max_tokens}: over the "
-                              f"model's {n_ctx}-token context. Drop or summarise old turns (notebook 08 shows how).")
+                              f"model's {n_ctx}-token context. Drop or summarise old turns (the agent notebooks on memory show how).")
     return toks
 
 

@@ -1,7 +1,7 @@
 """Runtimes that speak the OpenAI chat API: a vLLM server, any OpenAI-compatible endpoint, and the
 workbook's own llama.cpp server (started by `LlamaCppServerRuntime` on 127.0.0.1).
 
-Introduced in notebook 02; the vLLM and Ollama notebooks use the same client code against whatever
+Introduced in notebook 01; the vLLM and Ollama notebooks use the same client code against whatever
 server a learner has, and against the workbook's own server when they have none.
 """
 

@@ -1,7 +1,7 @@
 """The workbook's OpenAI-compatible server: llama.cpp's own server (llama_cpp.server) with a chat
 handler for the workbook model, so tool calls come back as OpenAI `tool_calls`, streaming included.
 
-Introduced in notebook 02; `python -m helpers serve` runs it and `LlamaCppServerRuntime` starts it.
+Introduced in notebook 01; `python -m helpers serve` runs it and `LlamaCppServerRuntime` starts it.
 It binds 127.0.0.1 unless told otherwise.
 """
 
