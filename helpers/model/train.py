@@ -176,8 +176,11 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
     """Train (or resume) a model in `out_dir`; returns the training record."""
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
 
     from helpers.data.synth import DialogueGenerator, eval_cases
+
+    hf_logging.disable_progress_bar()
 
     cfg = cfg or TrainConfig()
     shape = shape or ModelShape()

@@ -73,7 +73,9 @@ class TransformersRuntime(_RenderedRuntime):
         if self._model is None:
             import torch
             from transformers import AutoTokenizer, LlamaForCausalLM
+            from transformers.utils import logging as hf_logging
 
+            hf_logging.disable_progress_bar()  # keep notebook outputs free of progress bars
             torch.manual_seed(0)
             self._tok = AutoTokenizer.from_pretrained(str(self.model_dir))
             self._model = LlamaForCausalLM.from_pretrained(str(self.model_dir)).eval()
