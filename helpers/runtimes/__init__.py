@@ -14,45 +14,31 @@ from typing import Any, Callable
 from helpers.runtimes.base import (Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, ToolCall,
                                    validate_call)
 
-RUNTIME_NAMES = ("embedded", "llamacpp", "foundry", "ollama", "vllm", "openai", "transformers", "ortgenai")
 AUTO_ORDER = ("ollama", "vllm", "openai", "embedded")  # openai only when its URL is on this machine
 
 
+# name -> (module, class, the constructor argument that takes EDGEAI_MODEL); imported only when used
+_CLASSES: dict[str, tuple[str, str, str]] = {
+    "embedded": ("helpers.runtimes.embedded", "EmbeddedRuntime", "model_path"),
+    "llamacpp": ("helpers.runtimes.openai_compat", "LlamaCppServerRuntime", "model_path"),
+    "foundry": ("helpers.runtimes.foundry", "FoundryRuntime", "model_dir"),
+    "ollama": ("helpers.runtimes.ollama", "OllamaRuntime", "model"),
+    "vllm": ("helpers.runtimes.openai_compat", "VLLMRuntime", "model"),
+    "openai": ("helpers.runtimes.openai_compat", "OpenAICompatRuntime", "model"),
+    "transformers": ("helpers.runtimes.reference", "TransformersRuntime", "model_dir"),
+    "ortgenai": ("helpers.runtimes.reference", "OrtGenAIRuntime", "model_dir"),
+}
+
+
 def _factory(name: str) -> Callable[..., Runtime]:
-    if name == "embedded":
-        from helpers.runtimes.embedded import EmbeddedRuntime
+    import importlib
 
-        return lambda model=None, **kw: EmbeddedRuntime(model_path=model, **kw)
-    if name == "llamacpp":
-        from helpers.runtimes.openai_compat import LlamaCppServerRuntime
+    module, cls_name, model_arg = _CLASSES[check_runtime_name(name)]
+    cls = getattr(importlib.import_module(module), cls_name)
+    return lambda model=None, **kw: cls(**{model_arg: model}, **kw)
 
-        return lambda model=None, **kw: LlamaCppServerRuntime(model_path=model, **kw)
-    if name == "foundry":
-        from helpers.runtimes.foundry import FoundryRuntime
 
-        return lambda model=None, **kw: FoundryRuntime(model_dir=model, **kw)
-    if name == "ollama":
-        from helpers.runtimes.ollama import OllamaRuntime
-
-        return lambda model=None, **kw: OllamaRuntime(model=model, **kw)
-    if name == "vllm":
-        from helpers.runtimes.openai_compat import VLLMRuntime
-
-        return lambda model=None, **kw: VLLMRuntime(model=model, **kw)
-    if name == "openai":
-        from helpers.runtimes.openai_compat import OpenAICompatRuntime
-
-        return lambda model=None, **kw: OpenAICompatRuntime(model=model, **kw)
-    if name == "transformers":
-        from helpers.runtimes.reference import TransformersRuntime
-
-        return lambda model=None, **kw: TransformersRuntime(model_dir=model, **kw)
-    if name == "ortgenai":
-        from helpers.runtimes.reference import OrtGenAIRuntime
-
-        return lambda model=None, **kw: OrtGenAIRuntime(model_dir=model, **kw)
-    raise ValueError(f"Unknown runtime {name!r}. Choose one of: auto, {', '.join(RUNTIME_NAMES)} "
-                     "(set EDGEAI_RUNTIME, or pass runtime=...).")
+RUNTIME_NAMES = tuple(_CLASSES)
 
 
 def check_runtime_name(name: str) -> str:
