@@ -46,14 +46,15 @@ def _cmd_eval_toolcalls(a: argparse.Namespace) -> int:
     cases = load_cases(a.path)
     if a.constrained and (a.runtime or "").lower() != "embedded":
         raise ValueError("--constrained applies to the embedded runtime only: add --runtime embedded")
-    rt = get_runtime(a.runtime, a.model, **({"constrained": True} if a.constrained else {}))
+    rt = get_runtime(a.runtime, a.model, **({"constrained": a.constrained} if a.constrained else {}))
     name, model = rt.name, rt.model
     try:
         preds = predict(rt, cases, progress=sys.stderr.isatty())
     finally:
         rt.close()
     summary = summarize(cases, preds)
-    print(f"runtime={name} model={model}" + (" decoding=constrained" if a.constrained else " decoding=greedy"))
+    print(f"runtime={name} model={model} decoding=greedy" + (f", {a.constrained}-constrained" if a.constrained
+                                                              else ", unconstrained"))
     print(format_table(summary))
     if a.out:
         with open(a.out, "w", encoding="utf-8") as f:
@@ -156,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--runtime", default=None, help="auto or a runtime name (default: EDGEAI_RUNTIME or auto)")
     e.add_argument("--model", default=None, help="model name, or a GGUF path for embedded/llamacpp")
     e.add_argument("--out", default=None, help="write one prediction per case as JSONL")
-    e.add_argument("--constrained", action="store_true", help="embedded only: JSON-schema grammar decoding")
+    e.add_argument("--constrained", choices=["schema", "extractive"], default=None,
+                   help="embedded only: grammar-constrained decoding (see helpers/runtimes/constrained.py)")
     e.set_defaults(func=_cmd_eval_toolcalls)
     return p
 

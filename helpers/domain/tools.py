@@ -310,6 +310,11 @@ def validate_arguments(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Arguments a user states word for word (copied, not converted): the extractive decoding constraint
+# (helpers.runtimes.constrained) may restrict them to spans of the user's words.
+VERBATIM_ARGUMENTS = frozenset({"order_id", "customer_id", "product_sku", "city", "system_id", "issue", "reason",
+                                "radius"})
+
 ID_PATTERNS = {
     "order_id": re.compile(r"^[0-9]{3,8}$"),
     "customer_id": re.compile(r"^C-[0-9]{4,6}$", re.I),

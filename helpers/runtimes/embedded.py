@@ -21,12 +21,13 @@ def default_gguf() -> Path:
 
 
 class EmbeddedRuntime(Runtime):
-    """In-process llama.cpp on the workbook model; `constrained=True` adds JSON-schema grammar decoding."""
+    """In-process llama.cpp on the workbook model; `constrained="schema"` or `"extractive"` adds grammar-
+    constrained decoding (see helpers.runtimes.constrained), None is plain decoding."""
 
     name = "embedded"
 
     def __init__(self, model_path: str | Path | None = None, n_threads: int | None = None, n_ctx: int = 2048,
-                 constrained: bool = False) -> None:
+                 constrained: str | None = None) -> None:
         self.model_path = Path(model_path) if model_path else default_gguf()
         self.n_threads = n_threads or max(1, min(4, os.cpu_count() or 1))
         self.n_ctx = n_ctx
@@ -35,7 +36,7 @@ class EmbeddedRuntime(Runtime):
 
     @property
     def model(self) -> str:
-        return self.model_path.stem
+        return self.model_path.stem + (f"+{self.constrained}" if self.constrained else "")
 
     def availability(self) -> Availability:
         if not self.model_path.exists():
@@ -67,12 +68,12 @@ class EmbeddedRuntime(Runtime):
                                           n_threads=self.n_threads, n_batch=512, verbose=False, seed=123)
         return self._llama
 
-    def _grammar(self, tools: list[dict[str, Any]] | None):
+    def _grammar(self, tools: list[dict[str, Any]] | None, messages: list[dict[str, Any]]):
         if not self.constrained:
             return None
         from helpers.runtimes.constrained import reply_grammar
 
-        return reply_grammar(tools)
+        return reply_grammar(tools, messages, mode=self.constrained)
 
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
              temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> ChatResult:
@@ -80,7 +81,7 @@ class EmbeddedRuntime(Runtime):
 
         timer = Timer()
         out = chat_completion(self.llama, messages, tools, temperature=temperature, max_tokens=max_tokens,
-                              seed=seed, model=self.model, grammar=self._grammar(tools))
+                              seed=seed, model=self.model, grammar=self._grammar(tools, messages))
         return self._result(out, timer, tools)
 
     def _result(self, out: dict[str, Any], timer: Timer, tools: list[dict[str, Any]] | None) -> ChatResult:
@@ -104,7 +105,7 @@ class EmbeddedRuntime(Runtime):
         chunks = []
         for ch in chat_completion_stream(self.llama, messages, tools, temperature=temperature,
                                          max_tokens=max_tokens, seed=seed, model=self.model,
-                                         grammar=self._grammar(tools)):
+                                         grammar=self._grammar(tools, messages)):
             chunks.append(ch)
             delta = ch["choices"][0]["delta"].get("content")
             if delta:
