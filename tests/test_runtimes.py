@@ -182,3 +182,27 @@ def test_ollama_contract_with_a_documented_response_shape(tools):
     assert seen["request"]["options"]["temperature"] == 0.0
     assert res.answered_by == "ollama/llama3.2:1b" and res.tool_calls[0].arguments == {"city": "Tokyo"}
     assert res.prompt_tokens == 171 and res.finish_reason == "tool_calls"
+
+
+def test_extractive_constraint_offers_the_users_spans(tools):
+    from helpers.runtimes.constrained import extractive_tools, grammar_text, reply_grammar
+
+    msgs = [{"role": "user", "content": "Where is order #48213? I'm c-4821, call me at 3pm. Weather in São Paulo?"}]
+    props = {t["function"]["name"]: t["function"]["parameters"]["properties"] for t in extractive_tools(tools, msgs)}
+    assert props["lookup_order"]["order_id"]["enum"] == ["48213", "4821"]
+    assert "C-4821" in props["lookup_customer"]["customer_id"]["enum"]
+    assert "São Paulo" in props["get_weather"]["city"]["enum"]
+    assert "enum" not in props["schedule_callback"]["preferred_time"]  # 3pm must become 15:00: not verbatim
+    assert props["create_ticket"]["priority"]["enum"] == ["low", "medium", "high"]
+    assert "48213" in grammar_text(extractive_tools(tools, msgs))
+    assert reply_grammar(tools, msgs, mode="extractive") is not None
+    with pytest.raises(ValueError, match="mode must be one of"):
+        reply_grammar(tools, msgs, mode="magic")
+
+
+def test_call_text_that_is_not_a_call_is_reported():
+    from helpers.runtimes.openai_compat import call_text_error
+
+    err = call_text_error('<tool_call>[{"name":"get_weather","parameters":{"city":"Paris"', [])
+    assert err["type"] == "unterminated_call"
+    assert call_text_error("Hello!", []) is None
