@@ -72,7 +72,12 @@ def _cmd_export(a: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(a: argparse.Namespace) -> int:
+    import os
+
     from helpers.doctor import format_report, report
+    from helpers.runtimes import check_runtime_name
+
+    check_runtime_name(os.environ.get("EDGEAI_RUNTIME", "auto"))
 
     rep = report()
     print(json.dumps(rep, indent=1) if a.json else format_report(rep))
@@ -80,7 +85,12 @@ def _cmd_doctor(a: argparse.Namespace) -> int:
 
 
 def _cmd_run_all(a: argparse.Namespace) -> int:
+    import os
+
     from helpers.runner import run_all
+    from helpers.runtimes import check_runtime_name
+
+    check_runtime_name(os.environ.get("EDGEAI_RUNTIME", "auto"))  # fail before running anything
 
     doc = run_all([Path(p) for p in a.notebooks] or None, smoke=a.smoke)
     for r in doc["notebooks"]:

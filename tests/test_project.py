@@ -54,9 +54,10 @@ def test_run_all_rejects_a_missing_notebook():
 def test_unknown_runtime_env_is_an_error():
     import os
 
-    res = subprocess.run([sys.executable, "-m", "helpers", "eval-toolcalls", "data/eval/dev.jsonl"],
-                         capture_output=True, text=True, cwd=str(ROOT), env={**os.environ, "EDGEAI_RUNTIME": "gpt5"})
-    assert res.returncode == 2 and "Unknown runtime 'gpt5'" in res.stderr
+    for cmd in (["eval-toolcalls", "data/eval/dev.jsonl"], ["run-all", "--smoke"], ["doctor"]):
+        res = subprocess.run([sys.executable, "-m", "helpers", *cmd], capture_output=True, text=True, cwd=str(ROOT),
+                             env={**os.environ, "EDGEAI_RUNTIME": "gpt5"}, timeout=120)
+        assert res.returncode == 2 and "Unknown runtime 'gpt5'" in res.stderr, cmd
 
 
 def test_manifest_matches_the_shipped_files():
