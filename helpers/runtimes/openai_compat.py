@@ -150,6 +150,9 @@ class OpenAICompatRuntime(Runtime):
         except openai.APIConnectionError as exc:
             raise RuntimeUnavailable(f"{self.name}: lost the server at {self.base_url} ({exc}); "
                                      f"{self.how_to_start}") from None
+        except openai.APIStatusError as exc:  # the server refused the request: say why, keep going
+            return ChatResult(runtime=self.name, model=self.model, finish_reason="error", total_s=timer.elapsed,
+                              error={"type": "server_error", "message": f"HTTP {exc.status_code}: {exc.message}"})
         choice = resp.choices[0]
         calls, err = decode_calls(choice.message.tool_calls or [], tools)
         err = err or call_text_error(choice.message.content or "", calls)
