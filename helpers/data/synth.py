@@ -293,6 +293,35 @@ T: dict[str, dict[str, list[str]]] = {
     },
 }
 
+# Compositional phrasings (training only): a question frame around a noun phrase of the request, so the
+# model meets each intent in many more word orders than the whole-sentence templates give.
+FRAMES = ["could you tell me {q}", "do you know {q}", "I'd like to know {q}", "I need to know {q}",
+          "can you find out {q}", "please check {q}", "can I ask {q}", "let me know {q}", "I want to find out {q}",
+          "would you check {q}", "any idea {q}", "help me find out {q}", "tell me {q}", "I'm asking {q}",
+          "{q}, can you check?", "{q} - do you know?", "need info: {q}"]
+CORES: dict[str, list[str]] = {
+    "lookup_order": ["where my order {oid} is", "the status of order {oid}", "when order {oid} will arrive",
+                     "if order {oid} has shipped", "what happened to order {oid}", "the delivery date of order {oid}",
+                     "whether my package {oid} is on its way", "the tracking status for {oid}",
+                     "how my order {oid} is doing", "if my shipment {oid} left the warehouse"],
+    "lookup_customer": ["who customer {cid} is", "the details of account {cid}", "which tier {cid} is in",
+                        "the email on file for {cid}", "what you have on customer {cid}",
+                        "the name on account {cid}", "the profile of user {cid}"],
+    "check_inventory": ["if {sku} is in stock", "how many {sku} are left", "whether {sku} is available",
+                        "the stock level of {sku}", "if you still sell {sku}", "how many units of {sku} you have",
+                        "whether {sku} is sold out", "the availability of item {sku}"],
+    "get_weather": ["the weather in {city}", "the forecast for {city}", "the temperature in {city}",
+                    "what the weather is like in {city}", "how cold it is in {city}", "if it rains in {city}",
+                    "if I need an umbrella in {city}", "how warm it is in {city} today", "if it is sunny in {city}",
+                    "the current weather for {city}", "whether it will snow in {city}", "how windy it is in {city}"],
+    "run_diagnostics": ["if {srv} is healthy", "the health of server {srv}", "what is wrong with {srv}",
+                        "the cpu and disk status of {srv}", "whether {srv} is overloaded", "if system {srv} is up"],
+    "calculate_circle_area": ["the area of a circle with radius {r}", "how big a circle of radius {r} is",
+                              "the circle area for radius {r}", "the area when the radius is {r}"],
+    "get_current_time": ["what time it is", "the current time", "today's date", "what day it is",
+                         "the time right now", "the date and time"],
+}
+
 # Tools whose request needs a value the user may forget: the model asks for it instead of calling.
 MISSING = {
     "lookup_order": (["where is my order?", "can you track my package", "check my order status please",
@@ -565,7 +594,10 @@ class DialogueSampler:
     def request(self, tool: str) -> tuple[str, dict[str, Any]]:
         """A user request for `tool` and the expected arguments."""
         v = self.values(tool)
-        tmpl = self.rng.choice(T[tool][self.split])
+        if self.split == "train" and tool in CORES and self.rng.random() < 0.3:
+            tmpl = self.rng.choice(FRAMES).format(q=self.rng.choice(CORES[tool]))
+        else:
+            tmpl = self.rng.choice(T[tool][self.split])
         if tool == "create_ticket":
             prio, words = self.rng.choice([("medium", ""), ("medium", ""), ("high", "urgent: "),
                                            ("high", "high priority: "), ("high", "ASAP - "),
