@@ -72,9 +72,29 @@ def package_model(run_dir: str | Path, dst: str | Path | None = None, weights: s
     write_tokenizer_files(AutoTokenizer.from_pretrained(str(run_dir / "tokenizer")), dst)
     shutil.copy2(run_dir / "tokenizer" / "tokenizer.model", dst / "tokenizer.model")
     record = run_dir / "train_record.json"
-    if record.exists():
+    if weights == "final" and record.exists():
         shutil.copy2(record, dst / "train_record.json")
+    else:  # packaging a checkpoint: its record comes from the trainer state saved with it
+        (dst / "train_record.json").write_text(json.dumps(checkpoint_record(src), indent=1))
     return dst
+
+
+def checkpoint_record(ckpt: Path) -> dict[str, Any]:
+    """A training record for a checkpoint folder (steps, time and history from its trainer state)."""
+    import torch
+
+    state = torch.load(ckpt / "trainer_state.pt", map_location="cpu", weights_only=False)
+    cfg = json.loads((ckpt / "config.json").read_text())
+    keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+            "max_position_embeddings")
+    import math
+
+    from safetensors import safe_open
+
+    with safe_open(str(ckpt / "model.safetensors"), "pt") as f:
+        params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+    return {"params": params, "shape": {k: cfg[k] for k in keys}, "config": {"checkpoint": str(ckpt)},
+            "steps": state["step"], "elapsed_s": round(state["elapsed"], 1), "history": state["history"]}
 
 
 def export_all(run_dir: str | Path | None = None, log=print) -> dict[str, Any]:
