@@ -86,13 +86,13 @@ def format_report(rep: dict[str, Any]) -> str:
     for r in rep["runtimes"]:
         mark = "yes" if r["ok"] else "no "
         models = f" serves {', '.join(r['models'][:3])}" if r["ok"] and r["models"] else ""
-        lines.append(f"{r['name']:<10}{mark} {r['detail']}{models}")
+        lines.append(f"{r['name']:<14}{mark} {r['detail']}{models}")
         if not r["ok"]:
             todo.append(f"{r['name']}: {r['fix']}")
     lines += ["", f"== data in {rep['data_dir']}"]
     for a in rep["artefacts"]:
-        size = f"{a['bytes'] / 1e6:.1f} MB" if a.get("bytes") else ""
-        lines.append(f"{a['name']:<12}{'ok ' if a['ok'] else 'BAD'} {a['path']:<34}{size:>9} {a.get('sha256', '')} "
+        size = f"{a['bytes'] / 1e3:.0f} kB" if a.get("bytes") else ""
+        lines.append(f"{a['name']:<14}{'ok ' if a['ok'] else 'BAD'} {a['path']:<34}{size:>10} {a.get('sha256', '')} "
                      f"{a['note']}")
         if not a["ok"]:
             todo.append(f"{a['path']}: {a['note']}")
