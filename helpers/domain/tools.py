@@ -11,7 +11,6 @@ import hashlib
 import inspect
 import math
 import random
-import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -314,11 +313,3 @@ def validate_arguments(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
 # (helpers.runtimes.constrained) may restrict them to spans of the user's words.
 VERBATIM_ARGUMENTS = frozenset({"order_id", "customer_id", "product_sku", "city", "system_id", "issue", "reason",
                                 "radius"})
-
-ID_PATTERNS = {
-    "order_id": re.compile(r"^[0-9]{3,8}$"),
-    "customer_id": re.compile(r"^C-[0-9]{4,6}$", re.I),
-    "product_sku": re.compile(r"^SKU-[A-Z0-9]{3,6}$", re.I),
-    "system_id": re.compile(r"^srv-[0-9]+$", re.I),
-    "preferred_time": re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$"),
-}

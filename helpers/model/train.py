@@ -230,7 +230,7 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
     loss_acc, tok_acc, n_acc = 0.0, 0, 0
     last_log = elapsed0
 
-    def save(final: bool = False) -> None:
+    def save() -> None:
         model.save_pretrained(str(ckpt))
         tok.save_pretrained(str(ckpt))
         torch.save({"step": step, "optimizer": opt.state_dict(), "history": history,
