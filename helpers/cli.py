@@ -15,10 +15,17 @@ def _cmd_train_model(a: argparse.Namespace) -> int:
     out = Path(a.out)
     tok_dir = out / "tokenizer"
     if not (tok_dir / "tokenizer.json").exists():
-        prepare_tokenizer(tok_dir, n_dialogues=a.tokenizer_dialogues, vocab_size=a.vocab_size, seed=a.seed)
+        if a.init_from:  # continuing a model: keep its tokenizer
+            import shutil
+
+            tok_dir.mkdir(parents=True, exist_ok=True)
+            for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "chat_template.jinja"):
+                shutil.copy2(Path(a.init_from) / name, tok_dir / name)
+        else:
+            prepare_tokenizer(tok_dir, n_dialogues=a.tokenizer_dialogues, vocab_size=a.vocab_size, seed=a.seed)
     cfg = TrainConfig(steps=a.steps, max_minutes=a.minutes, lr=a.lr, batch_tokens=a.batch_tokens, seed=a.seed,
                       eval_every=a.eval_every, threads=a.threads,
-                      compile=a.compile, value_weight=a.value_weight)
+                      compile=a.compile, value_weight=a.value_weight, init_from=a.init_from)
     shape = ModelShape(num_hidden_layers=a.layers, hidden_size=a.hidden, intermediate_size=a.intermediate)
 
     def log(msg: str) -> None:
@@ -140,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=None)
     t.add_argument("--seed", type=int, default=123)
     t.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    t.add_argument("--init-from", default=None, help="continue from these weights, e.g. data/model")
     t.add_argument("--value-weight", type=float, default=1.0,
                    help="loss weight of the argument values in tool calls (what the model must copy)")
     t.set_defaults(func=_cmd_train_model)

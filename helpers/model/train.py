@@ -59,6 +59,7 @@ class TrainConfig:
     threads: int | None = None
     compile: bool = False  # torch.compile: ~20 % faster steps on this CPU after a ~1 min compile
     value_weight: float = 1.0  # loss weight of argument-value tokens in tool calls (copying is the hard part)
+    init_from: str | None = None  # start from these weights (e.g. data/model) instead of random ones
 
 
 def build_model(vocab_size: int, shape: ModelShape, bos: int, eos: int):  # -> LlamaForCausalLM
@@ -197,6 +198,10 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
         state = torch.load(state_file, weights_only=False)
         start = state["step"]
         log(f"resuming from step {start}")
+    elif cfg.init_from:
+        model = LlamaForCausalLM.from_pretrained(str(cfg.init_from))
+        state, start = None, 0
+        log(f"starting from the weights in {cfg.init_from}")
     else:
         model = build_model(len(tok), shape, tok.bos_token_id, tok.eos_token_id)
         state, start = None, 0
