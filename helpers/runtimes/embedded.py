@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from helpers.runtimes.base import Availability, ChatResult, Runtime, StreamEvent, Timer, validate_call
+from helpers.runtimes.base import Availability, ChatResult, Runtime, StreamEvent, Timer
 
 
 def default_gguf() -> Path:
@@ -47,7 +47,7 @@ class EmbeddedRuntime(Runtime):
         except ImportError:
             return Availability(self.name, False, "llama-cpp-python is not installed",
                                 "install the workbook: `pip install -e .` (see README)")
-        from helpers.registry import sha256
+        from helpers.registry import sha256_cached as sha256
 
         size_mb = self.model_path.stat().st_size / 1e6
         return Availability(self.name, True, f"in-process llama.cpp, {self.model_path.name} ({size_mb:.1f} MB, "
@@ -121,7 +121,7 @@ class EmbeddedRuntime(Runtime):
             self._llama = None
 
 
-__all__ = ["EmbeddedRuntime", "validate_call"]
+__all__ = ["EmbeddedRuntime", "default_gguf", "time_to_first_token"]
 
 
 _TTFT_SCRIPT = """

@@ -19,6 +19,16 @@ from helpers.runtimes.llama_chat import normalize_messages
 class _RenderedRuntime(Runtime):
     """Render with the workbook template, generate token ids, parse the reply."""
 
+    model_dir: Path
+    marker: str  # the file that must exist in model_dir
+    engine: str  # what runs the model, for the availability line
+
+    def availability(self) -> Availability:
+        if not (self.model_dir / self.marker).exists():
+            return Availability(self.name, False, f"no {self.marker} in {self.model_dir}",
+                                "run `python -m helpers export`")
+        return Availability(self.name, True, f"{self.engine} on {self.model_dir}", models=[self.model])
+
     @abstractmethod
     def generate_ids(self, prompt_ids: list[int], max_tokens: int, temperature: float, seed: int) -> list[int]:
         """Generated token ids after `prompt_ids` (stops at <|end|>, which is not included)."""
@@ -52,6 +62,7 @@ class TransformersRuntime(_RenderedRuntime):
     """The trained weights in transformers + PyTorch (the reference every export is compared with)."""
 
     name = "transformers"
+    marker, engine = "model.safetensors", "transformers"
 
     def __init__(self, model_dir: str | Path | None = None) -> None:
         from helpers.paths import MODEL_DIR
@@ -63,11 +74,6 @@ class TransformersRuntime(_RenderedRuntime):
     def model(self) -> str:
         return "edge-slm-hf"
 
-    def availability(self) -> Availability:
-        ok = (self.model_dir / "model.safetensors").exists()
-        return Availability(self.name, ok, f"transformers on {self.model_dir}" if ok else
-                            f"no weights in {self.model_dir}", "" if ok else "run `python -m helpers export`",
-                            models=[self.model] if ok else [])
 
     def _load(self) -> None:
         if self._model is None:
@@ -106,6 +112,7 @@ class OrtGenAIRuntime(_RenderedRuntime):
     """ONNX Runtime GenAI on an exported folder (int4 by default), with its own generation loop."""
 
     name = "ortgenai"
+    marker, engine = "genai_config.json", "onnxruntime-genai"
 
     def __init__(self, model_dir: str | Path | None = None) -> None:
         from helpers.paths import ONNX_DIR
@@ -117,11 +124,6 @@ class OrtGenAIRuntime(_RenderedRuntime):
     def model(self) -> str:
         return f"edge-slm-{self.model_dir.name}"
 
-    def availability(self) -> Availability:
-        ok = (self.model_dir / "genai_config.json").exists()
-        return Availability(self.name, ok, f"onnxruntime-genai on {self.model_dir}" if ok else
-                            f"no ONNX GenAI model in {self.model_dir}", "" if ok else "run `python -m helpers export`",
-                            models=[self.model] if ok else [])
 
     def _load(self) -> None:
         if self._og_model is None:
