@@ -1,6 +1,8 @@
 import json
+import re
 
-from helpers.data.synth import (CITIES_DEV, CITIES_TRAIN, T, DialogueGenerator, eval_cases)
+from helpers.data.synth import (CITIES_DEV, CITIES_TRAIN, ISSUES_DEV, REASONS_DEV, T, DialogueGenerator,
+                                eval_cases)
 from helpers.domain.tools import TOOL_NAMES, validate_arguments
 from helpers.eval import load_cases
 
@@ -18,9 +20,26 @@ def test_dev_phrasings_and_cities_never_appear_in_training():
         assert not set(t["dev"]) & set(t["train"]), tool
 
 
+def test_paraphrases_keep_slots_and_never_produce_a_dev_template():
+    g = DialogueGenerator(split="train", seed=2)
+    dev = {d.lower() for t in T.values() for d in t["dev"]}
+    for _ in range(40):
+        for tool, t in T.items():
+            for tmpl in t["train"]:
+                p = g.paraphrase(tmpl, p=0.9)
+                assert sorted(re.findall(r"\{[a-z]+\}", p)) == sorted(re.findall(r"\{[a-z]+\}", tmpl))
+                assert p.lower() not in dev, (tool, tmpl, p)
+
+
+def test_training_free_text_is_varied_so_the_model_must_copy_it():
+    g = DialogueGenerator(split="train", seed=4)
+    issues = {g.request("create_ticket")[1]["issue"] for _ in range(500)}
+    assert len(issues) > 300  # a fixed list of a few dozen texts taught memorising, not copying
+
+
 def test_training_never_draws_dev_ids_or_cities():
     g = DialogueGenerator(split="train", seed=1)
-    dev_values = g.dev_ids | g.dev_cids | g.dev_skus | g.dev_srvs | set(CITIES_DEV)
+    dev_values = g.dev_ids | g.dev_cids | g.dev_skus | g.dev_srvs | set(CITIES_DEV) | set(ISSUES_DEV) | set(REASONS_DEV)
     seen = set()
     for _ in range(3000):
         for m in g.dialogue().messages:

@@ -120,6 +120,81 @@ I need help with a large business order|my subscription renewed without consent"
 REASONS_DEV = """a data privacy request|the courier was rude|an accessibility need|a pricing error on my receipt|
 legal question about my contract""".replace("\n", "").split("|")
 
+# Free text for training, built from parts: the model must learn to copy a span of the message, not to
+# recall one of a few dozen memorised strings (with fixed lists it copied 0 of 43 held-out texts).
+_ISSUE_THINGS = """laptop|printer|phone|tablet|monitor|second screen|keyboard|mouse|headset|webcam|docking station|
+scanner|projector|router|wifi|VPN|email|mailbox|calendar|browser|password manager|badge reader|desk phone|
+shared drive|file server|payroll app|CRM|ERP screen|POS terminal|cash register|label printer|receipt printer|
+barcode scanner|time clock|smart board|TV in the lobby|elevator display|door badge|intranet|wiki|chat app|
+video call app|ticket portal|expense tool|HR portal|timesheet page|backup job|antivirus|update service|
+graphics card|hard drive|SSD|battery|charger|power supply|fan|touchpad|USB port|sound card|microphone|
+speaker|bluetooth|login page|search page|checkout|loyalty app|mobile app|website|database|spreadsheet|
+report builder|print queue|scan to email|fax machine|coffee machine|air conditioning|meeting room screen""".replace(
+    "\n", "").split("|")
+_ISSUE_OWNERS = ["my", "the", "our", "the new", "the old", "my work", "the team's", "the main", "a", "every"]
+_ISSUE_PROBLEMS = """won't turn on|keeps crashing|is very slow|shows an error|does not connect|freezes every hour|
+makes a loud noise|stopped working|keeps restarting|is stuck on loading|lost all my settings|prints blank pages|
+will not sync|rejects my password|overheats|has no sound|shows the wrong date|drops the connection|
+is missing|is broken|is flickering|cannot find the network|beeps constantly|needs a new cable|runs out of memory|
+shows a blue screen|will not update|logs me out|is read-only|is full|is offline|is unreachable|times out|
+returns error 500|opens then closes|cannot be installed|has a cracked screen|smells like smoke|
+charges very slowly|disconnects randomly|shows garbled text|duplicates every entry|sends empty messages|
+ignores my clicks|takes ten minutes to start|asks for a license key|lost its configuration|
+is stuck at 0%|will not print in colour|stays in sleep mode|reboots when I plug it in|cannot reach the server""".replace(
+    "\n", "").split("|")
+_ISSUE_TAILS = ["", "", "", "", " since monday", " after the update", " in room 12", " on floor 2",
+                " since this morning", " for everyone", " again", " since yesterday", " at the front desk",
+                " when I use the VPN", " in the warehouse", " every afternoon", " on two machines"]
+_REASON_PARTS = {
+    "open": ["a refund for", "a complaint about", "a question about", "a problem with", "an issue with",
+             "a dispute over", "a claim for", "feedback about", "a mistake on", "help with", "compensation for",
+             "a return of", "an error in", "a cancellation of", "a change to"],
+    "thing": ["my last order", "a damaged parcel", "my invoice", "my contract", "the delivery fee", "my account",
+              "a double charge", "the warranty", "my subscription", "a missing item", "the installation",
+              "my loyalty points", "a broken blender", "the late shipment", "a wrong size", "my data",
+              "the price I paid", "a gift card", "my direct debit", "the repair", "a faulty charger",
+              "my address change", "an old ticket", "the technician visit", "my business account"],
+    "plain": ["the chatbot keeps looping", "nobody answered my emails", "I was overcharged twice",
+              "the store refused my return", "my parcel went to a neighbour", "I need to close my account",
+              "the driver left the box in the rain", "my card was declined at checkout",
+              "I waited three weeks for a reply", "the product is unsafe", "my refund never arrived",
+              "I want to change my delivery address", "the repair made it worse", "my password reset fails"],
+}
+_COPY_WORDS = """apple river stone blue seven quiet garden window paper silver north lamp orange rapid castle
+forest yellow engine cloud mirror tiger velvet winter copper lemon bridge candle desert harbor island jacket
+kettle ladder marble needle ocean pepper rocket saddle tunnel violet wagon yogurt zebra anchor basket cotton
+dragon feather glacier hammer iris jungle kiwi lantern meadow nectar olive pillow quartz ribbon spoon tulip
+umbrella valley walnut pixel cactus puzzle signal thunder magnet canyon falcon pencil scarlet timber vessel
+broken missing late wrong slow noisy empty frozen locked blank strange double cold loud tiny huge old new
+printer cable screen folder account invoice parcel badge ticket server module driver update license
+""".split()
+
+
+def random_issue(rng: random.Random) -> str:
+    """A made-up support issue (training only)."""
+    r = rng.random()
+    if r < 0.3:
+        return rng.choice(ISSUES)
+    if r < 0.75:
+        return (f"{rng.choice(_ISSUE_OWNERS)} {rng.choice(_ISSUE_THINGS)} {rng.choice(_ISSUE_PROBLEMS)}"
+                f"{rng.choice(_ISSUE_TAILS)}")
+    return " ".join(rng.choice(_COPY_WORDS) for _ in range(rng.randint(2, 6)))
+
+
+def random_reason(rng: random.Random) -> str:
+    """A made-up escalation reason (training only)."""
+    r = rng.random()
+    if r < 0.25:
+        return rng.choice(REASONS)
+    if r < 0.6:
+        return f"{rng.choice(_REASON_PARTS['open'])} {rng.choice(_REASON_PARTS['thing'])}"
+    if r < 0.75:
+        return rng.choice(_REASON_PARTS["plain"])
+    return " ".join(rng.choice(_COPY_WORDS) for _ in range(rng.randint(2, 6)))
+
+
+_DEV_TEXTS = {t.casefold() for t in ISSUES_DEV + REASONS_DEV}
+
 # ----------------------------------------------------------------------------------------------- phrasings
 # Training templates and held-out dev templates per intent. {x} marks the slot values.
 T: dict[str, dict[str, list[str]]] = {
@@ -322,6 +397,59 @@ CORES: dict[str, list[str]] = {
                          "the time right now", "the date and time"],
 }
 
+# Word-level paraphrase for training requests: each listed word may be swapped for one of its
+# neighbours, so an intent is recognised from its meaning rather than from one memorised wording.
+SYNONYMS: dict[str, list[str]] = {
+    "order": ["purchase", "parcel", "package", "shipment", "delivery", "order"],
+    "package": ["parcel", "order", "box", "shipment", "delivery"],
+    "where": ["where", "where exactly"],
+    "check": ["check", "look at", "verify", "inspect", "review", "see"],
+    "look": ["look", "check", "search"],
+    "find": ["find", "locate", "look up", "get"],
+    "status": ["status", "progress", "state", "situation"],
+    "update": ["update", "news", "info", "status"],
+    "track": ["track", "trace", "follow", "locate"],
+    "arrive": ["arrive", "get here", "be delivered", "show up"],
+    "customer": ["customer", "client", "member", "account holder", "user"],
+    "account": ["account", "profile", "record", "membership"],
+    "details": ["details", "info", "information", "data", "record"],
+    "stock": ["stock", "inventory", "supply"],
+    "available": ["available", "in stock", "obtainable", "on hand"],
+    "left": ["left", "remaining", "on hand", "available"],
+    "weather": ["weather", "forecast", "conditions", "climate", "sky"],
+    "raining": ["raining", "pouring", "drizzling", "wet"],
+    "cold": ["cold", "chilly", "freezing", "cool"],
+    "hot": ["hot", "warm", "boiling", "sweltering"],
+    "sunny": ["sunny", "clear", "bright", "cloudless"],
+    "temperature": ["temperature", "temp", "heat"],
+    "call": ["call", "phone", "ring", "contact", "dial"],
+    "callback": ["callback", "call back", "return call", "phone call"],
+    "schedule": ["schedule", "book", "arrange", "plan", "set up"],
+    "server": ["server", "machine", "host", "box", "system", "node"],
+    "diagnostics": ["diagnostics", "health check", "checks", "tests", "a scan"],
+    "healthy": ["healthy", "ok", "fine", "working", "up"],
+    "slow": ["slow", "sluggish", "laggy", "overloaded"],
+    "ticket": ["ticket", "case", "incident", "request", "report", "issue"],
+    "open": ["open", "create", "file", "raise", "log", "start", "submit"],
+    "create": ["create", "open", "make", "file", "raise", "start"],
+    "problem": ["problem", "issue", "fault", "incident", "bug"],
+    "human": ["human", "person", "real person", "staff member", "representative", "agent", "operator"],
+    "agent": ["agent", "person", "human", "representative", "colleague"],
+    "talk": ["talk", "speak", "chat"],
+    "connect": ["connect", "transfer", "put", "pass", "route"],
+    "escalate": ["escalate", "transfer", "hand over", "forward"],
+    "area": ["area", "surface", "size"],
+    "circle": ["circle", "disc", "disk", "round shape"],
+    "calculate": ["calculate", "compute", "work out", "figure out"],
+    "time": ["time", "hour", "clock"],
+    "date": ["date", "day"],
+    "tell": ["tell", "show", "give", "let me know"],
+    "please": ["please", "pls", "kindly", "if you can"],
+    "can": ["can", "could", "would"],
+    "want": ["want", "need", "would like", "wish"],
+}
+
+
 # Tools whose request needs a value the user may forget: the model asks for it instead of calling.
 MISSING = {
     "lookup_order": (["where is my order?", "can you track my package", "check my order status please",
@@ -437,6 +565,13 @@ class DialogueSampler:
             if v not in dev_pool:
                 return v
 
+    def _fresh_text(self, make: Callable[[random.Random], str]) -> str:
+        """Training free text that never equals a held-out one."""
+        while True:
+            v = make(self.rng)
+            if v.casefold() not in _DEV_TEXTS:
+                return v
+
     def order_id(self) -> str:
         return self._fresh(lambda: self._digits(self.rng, self.rng.randint(3, 8)), self.dev_ids)
 
@@ -453,7 +588,7 @@ class DialogueSampler:
         if self.split == "dev":
             c = self.rng.choice(CITIES_DEV)
         else:
-            c = self.rng.choice(CITIES_TRAIN) if self.rng.random() < 0.45 else random_city(self.rng)
+            c = self.rng.choice(CITIES_TRAIN) if self.rng.random() < 0.35 else random_city(self.rng)
         r = self.rng.random()
         if r < 0.12:
             c = c.lower()
@@ -527,7 +662,7 @@ class DialogueSampler:
             s = self.srv()
             return Values({"srv": s}, {"system_id": s})
         if tool == "create_ticket":
-            issue = self.pick(ISSUES, ISSUES_DEV)
+            issue = self.pick(ISSUES, ISSUES_DEV) if self.split == "dev" else self._fresh_text(random_issue)
             if rng.random() < 0.15:
                 issue = issue.lower()
             return Values({"issue": issue}, {"issue": issue})
@@ -538,7 +673,8 @@ class DialogueSampler:
             return Values({}, {})
         if tool == "escalate_to_human":
             cid = self.customer_id()
-            return Values({"cid": cid, "reason": self.pick(REASONS, REASONS_DEV)},
+            reason = self.pick(REASONS, REASONS_DEV) if self.split == "dev" else self._fresh_text(random_reason)
+            return Values({"cid": cid, "reason": reason},
                           {"customer_id": cid, "reason": None})
         raise KeyError(tool)
 
@@ -591,6 +727,15 @@ class DialogueSampler:
         text = "".join(out)
         return re.sub(r"\s+", " ", text).strip() or template
 
+    def paraphrase(self, template: str, p: float = 0.6) -> str:
+        """Swap listed words of a template's literal text for neighbours (slots are kept)."""
+        def swap(m: re.Match[str]) -> str:
+            w = m.group(0)
+            alts = SYNONYMS.get(w.lower())
+            return self.rng.choice(alts) if alts and self.rng.random() < p else w
+        parts = re.split(r"(\{[a-z]+\})", template)
+        return "".join(p_ if p_.startswith("{") else re.sub(r"[A-Za-z]+", swap, p_) for p_ in parts)
+
     def request(self, tool: str) -> tuple[str, dict[str, Any]]:
         """A user request for `tool` and the expected arguments."""
         v = self.values(tool)
@@ -598,6 +743,8 @@ class DialogueSampler:
             tmpl = self.rng.choice(FRAMES).format(q=self.rng.choice(CORES[tool]))
         else:
             tmpl = self.rng.choice(T[tool][self.split])
+        if self.split == "train" and self.rng.random() < 0.35:
+            tmpl = self.paraphrase(tmpl)
         if tool == "create_ticket":
             prio, words = self.rng.choice([("medium", ""), ("medium", ""), ("high", "urgent: "),
                                            ("high", "high priority: "), ("high", "ASAP - "),
