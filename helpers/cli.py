@@ -120,6 +120,31 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_quantize(a: argparse.Namespace) -> int:
+    import warnings
+
+    from helpers.paths import BUILD, GGUF_DIR
+    from helpers.quant.quantize import quantize
+
+    src = Path(a.src) if a.src else GGUF_DIR / "edge-slm-f16.gguf"
+    out = Path(a.out) if a.out else BUILD / "quant"
+    stem = src.stem.removesuffix("-f16")
+    for qt in a.types:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            r = quantize(src, out / f"{stem}-{qt.upper()}.gguf", qt, threads=a.threads)
+        print(f"{r.qtype:<7}{r.size_mb:7.2f} MB {r.seconds:6.2f} s  {r.type_counts}  -> {r.path}")
+        for w in caught:
+            print(f"  warning: {w.message}", file=sys.stderr)
+    return 0
+
+
+def _cmd_bench_quant(a: argparse.Namespace) -> int:
+    from helpers.quant.measure import bench_quant
+
+    return bench_quant(a)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -178,6 +203,26 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--constrained", choices=["schema", "extractive"], default=None,
                    help="embedded only: grammar-constrained decoding (see helpers/runtimes/constrained.py)")
     e.set_defaults(func=_cmd_eval_toolcalls)
+
+    q = sub.add_parser("quantize", help="quantize a GGUF with llama.cpp (checks type, file, disk; warns on fallbacks)")
+    q.add_argument("types", nargs="+", help="e.g. Q8_0 Q4_K_M Q2_K")
+    q.add_argument("--src", help="f16/f32 GGUF (default: data/gguf/edge-slm-f16.gguf)")
+    q.add_argument("--out", help="output folder (default: build/quant)")
+    q.add_argument("--threads", type=int, default=2)
+    q.set_defaults(func=_cmd_quantize)
+
+    b = sub.add_parser("bench-quant", help="quantize the workbook model to several GGUF types and measure each")
+    b.add_argument("--types", default="Q2_K,Q3_K_M,Q4_0,Q4_K_M,Q5_K_S,Q5_K_M,Q6_K,Q8_0",
+                   help="comma-separated GGUF types (F16 is the base; default: helpers.quant.measure.DEFAULT_TYPES)")
+    b.add_argument("--model", default=None, help="f16 GGUF to quantize (default: data/gguf/edge-slm-f16.gguf)")
+    b.add_argument("--cases", default="data/eval/dev.jsonl", help="JSONL eval file for tool-call exact match")
+    b.add_argument("--limit", type=int, default=0, help="only the first N cases (0: all)")
+    b.add_argument("--dialogues", type=int, default=60, help="held-out dialogues for perplexity and KLD")
+    b.add_argument("--ctx", type=int, default=256, help="chunk size in tokens (half of each chunk is scored)")
+    b.add_argument("--runs", type=int, default=3, help="speed runs per type (the median is reported)")
+    b.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
+    b.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    b.set_defaults(func=_cmd_bench_quant)
     return p
 
 

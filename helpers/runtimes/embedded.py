@@ -65,7 +65,8 @@ class EmbeddedRuntime(Runtime):
             import llama_cpp
 
             self._llama = llama_cpp.Llama(model_path=str(self.model_path), n_ctx=self.n_ctx,
-                                          n_threads=self.n_threads, n_batch=512, verbose=False, seed=123)
+                                          n_threads=self.n_threads, n_threads_batch=self.n_threads,
+                                          n_batch=512, verbose=False, seed=123)
         return self._llama
 
     def _grammar(self, tools: list[dict[str, Any]] | None, messages: list[dict[str, Any]]):
