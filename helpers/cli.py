@@ -145,6 +145,12 @@ def _cmd_bench_quant(a: argparse.Namespace) -> int:
     return bench_quant(a)
 
 
+def _cmd_bench_onnx(a: argparse.Namespace) -> int:
+    from helpers.quant.onnx import bench_onnx
+
+    return bench_onnx(a)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -223,6 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
     b.add_argument("--json", default=None, help="also write the rows to this JSON file")
     b.set_defaults(func=_cmd_bench_quant)
+
+    o = sub.add_parser("bench-onnx", help="ONNX Runtime fp32/int8/int4 beside GGUF: size, speed, PPL, KLD, tool calls")
+    o.add_argument("--out", default="build/onnx-bench", help="folder for the ONNX folders and GGUF files")
+    o.add_argument("--gguf", default="F16,Q8_0,Q4_K_M", help="comma-separated GGUF types to compare ('' for none)")
+    o.add_argument("--cases", default="data/eval/dev.jsonl", help="JSONL eval file for tool-call exact match")
+    o.add_argument("--limit", type=int, default=0, help="only the first N cases (0: all)")
+    o.add_argument("--dialogues", type=int, default=60, help="held-out dialogues for perplexity and KLD")
+    o.add_argument("--runs", type=int, default=3, help="speed runs per model (the median is reported)")
+    o.add_argument("--threads", type=int, default=1, help="CPU threads for ONNX Runtime and llama.cpp")
+    o.set_defaults(func=_cmd_bench_onnx)
     return p
 
 

@@ -1,0 +1,375 @@
+"""ONNX Runtime quantization (notebook 10): ORT GenAI folders, int8 dynamic quantization, logits and speed.
+
+An ORT GenAI folder (made by `helpers.model.export.hf_to_onnx_genai`, i.e. onnxruntime-genai's model builder)
+holds `genai_config.json`, the tokenizer and `model.onnx` (plus `model.onnx.data` for large weights).
+`quantize_int8` copies such a folder with its weights quantized by ONNX Runtime's dynamic quantization, so
+the same ORT GenAI generation loop runs fp32, int8 and int4. The functions here give what the quantization
+measurements need from ONNX Runtime, cut the same way as `helpers.quant.measure` does for GGUF files (notebook
+09): logits of held-out text in chunks like llama-perplexity, speed like llama-bench, tool-call exact match.
+The math on those logits (perplexity, KL divergence, top-1 agreement) is `helpers.quant.measure`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CONFIG = "genai_config.json"
+HOW_TO_BUILD = ("build one with `python -m helpers export`, or in Python with "
+                "`helpers.model.export.hf_to_onnx_genai(MODEL_DIR, out_dir, 'fp32')`")
+PROVIDERS = ("cpu", "cuda", "DML", "OpenVINO", "QNN", "WebGPU")  # names ORT GenAI's Config.append_provider takes
+
+
+def check_onnx_file(path: str | Path) -> Path:
+    """Notebook 10: `path` if it is an ONNX model file, else a clear error saying what to pass instead."""
+    import onnx
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No ONNX file at {path}: {HOW_TO_BUILD}.")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; pass the model file inside it (usually {path / 'model.onnx'}).")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise ValueError(f"{path} is not an ONNX model ({type(exc).__name__}). Pass a model.onnx written by "
+                         f"the ORT GenAI builder or torch.onnx.export; {HOW_TO_BUILD}.") from None
+    if not model.graph.node:
+        raise ValueError(f"{path} parsed as ONNX but holds no graph nodes: it is not an ONNX model. {HOW_TO_BUILD}.")
+    return path
+
+
+def check_genai_folder(path: str | Path) -> Path:
+    """Notebook 10: `path` if it is an ORT GenAI model folder, else a clear error saying how to make one."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No ORT GenAI folder at {path}: {HOW_TO_BUILD}.")
+    if path.is_file():
+        raise NotADirectoryError(f"{path} is a file; pass the ORT GenAI folder that holds {CONFIG} "
+                                 f"(for example {path.parent}).")
+    if not (path / CONFIG).exists():
+        raise FileNotFoundError(f"{path} is not an ORT GenAI folder: it has no {CONFIG}. {HOW_TO_BUILD[0].upper()}"
+                                f"{HOW_TO_BUILD[1:]}.")
+    check_onnx_file(path / model_filename(path))
+    return path
+
+
+def model_filename(folder: str | Path) -> str:
+    """Notebook 10: the ONNX file an ORT GenAI folder's config names (`model.onnx` as the builder writes it)."""
+    cfg = json.loads((Path(folder) / CONFIG).read_text(encoding="utf-8"))
+    return cfg["model"]["decoder"]["filename"]
+
+
+def model_bytes(folder: str | Path) -> int:
+    """Notebook 10: bytes of the model's ONNX files (graph + external weights), without tokenizer and config."""
+    folder = check_genai_folder(folder)
+    name = model_filename(folder)
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and p.name.startswith(name))
+
+
+def build_genai(hf_dir: str | Path, out_dir: str | Path, precision: str = "int4", execution_provider: str = "cpu",
+                cache_dir: str | Path | None = None) -> Path:
+    """Notebook 10: run the ORT GenAI model builder in this process (what `python -m onnxruntime_genai.models.builder
+    -i hf_dir -o out_dir -p precision -e execution_provider` does), quietly, replacing `out_dir` on success.
+
+    In-process saves the second import of torch and transformers that the command line pays (seconds on a
+    small machine); `helpers.model.export.hf_to_onnx_genai` is the command-line twin. The builder writes its
+    own tokenizer_config.json without the chat template, so the model's own file is copied over it.
+    """
+    import contextlib
+    import io
+    import logging
+
+    hf_dir, out_dir = Path(hf_dir), Path(out_dir)
+    if not (hf_dir / "config.json").exists():
+        raise FileNotFoundError(f"No transformers model at {hf_dir} (no config.json): pass a folder written by "
+                                "save_pretrained, such as helpers.paths.MODEL_DIR.")
+    if precision not in ("fp32", "fp16", "bf16", "int8", "int4"):
+        raise ValueError(f"precision must be fp32, fp16, bf16, int8 or int4, not {precision!r}.")
+    from helpers.paths import BUILD
+
+    cache = Path(cache_dir) if cache_dir else BUILD / "cache" / f"nb10-builder-{out_dir.name}-{precision}"
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    log = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))  # importing the builder sets the root logger to INFO: undo that after
+    logging.disable(logging.INFO)  # the int4 quantizer logs every MatMul at INFO
+    try:
+        from onnxruntime_genai.models.builder import create_model, parse_extra_options
+
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            extra = parse_extra_options(None, str(hf_dir), str(tmp), precision, execution_provider, str(cache), [])
+            create_model(None, str(hf_dir), str(tmp), precision, execution_provider, str(cache), **extra)
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"The ORT GenAI builder failed for {hf_dir} ({precision}, {execution_provider}): {exc}\n"
+                           f"{log.getvalue()[-2000:]}") from exc
+    finally:
+        logging.disable(logging.NOTSET)
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+        shutil.rmtree(cache, ignore_errors=True)
+    if (hf_dir / "tokenizer_config.json").exists():
+        shutil.copy2(hf_dir / "tokenizer_config.json", tmp / "tokenizer_config.json")
+    check_genai_folder(tmp)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    return out_dir
+
+
+def quantize_int8(src_dir: str | Path, dst_dir: str | Path, per_channel: bool = False) -> Path:
+    """Notebook 10: copy an ORT GenAI folder with its MatMul/Gather weights quantized to int8 (ORT dynamic)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    src = check_genai_folder(src_dir)
+    dst = Path(dst_dir)
+    if dst.resolve() == src.resolve():
+        raise ValueError(f"Write the int8 model to a new folder, not over its source {src}.")
+    name = model_filename(src)
+    tmp = dst.with_name(dst.name + ".tmp")  # the destination is replaced only on success
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for p in src.iterdir():  # config, tokenizer, chat template: everything but the model's own files
+        if p.is_file() and not p.name.startswith(name):
+            shutil.copy2(p, tmp / p.name)
+    quantize_dynamic(str(src / name), str(tmp / name), weight_type=QuantType.QInt8, per_channel=per_channel)
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(tmp, dst)
+    return dst
+
+
+def load(folder: str | Path, threads: int | None = None):
+    """Notebook 10: an `onnxruntime_genai.Model` for a checked ORT GenAI folder (`threads`: intra-op threads)."""
+    import onnxruntime_genai as og
+
+    cfg = og.Config(str(check_genai_folder(folder)))
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, not {threads}.")
+        cfg.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": threads}}}}))
+    return og.Model(cfg)
+
+
+def prompt_logits(model, ids: list[int]) -> np.ndarray:
+    """Notebook 10: logits [len(ids), vocab] after each position of `ids`, from one ORT GenAI prefill."""
+    import onnxruntime_genai as og
+
+    if not len(ids):
+        raise ValueError("prompt_logits needs at least one token id.")
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=len(ids) + 1, do_sample=False)
+    gen = og.Generator(model, params)
+    gen.append_tokens([int(i) for i in ids])
+    out = np.asarray(gen.get_output("logits"), dtype=np.float32)
+    return out.reshape(-1, out.shape[-1])[-len(ids):].copy()
+
+
+def logits(model, tokens: list[int], n_ctx: int = 256, bos: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Notebook 10: scored logits and targets of `tokens`, chunked exactly like `measure.logits` (llama-perplexity).
+
+    Each chunk of `n_ctx` tokens starts a fresh context with `bos`; only its second half is scored. `model` is
+    an ORT GenAI folder, an `og.Model`, or a function from token ids to logits [len(ids), vocab].
+    """
+    import onnxruntime_genai as og
+
+    if n_ctx < 8 or n_ctx % 2:
+        raise ValueError(f"n_ctx must be an even number of at least 8 tokens, not {n_ctx}.")
+    n_chunks = len(tokens) // n_ctx
+    if n_chunks < 1:
+        raise ValueError(f"{len(tokens)} tokens is less than one chunk of n_ctx={n_ctx}: use more held-out "
+                         "dialogues or a smaller n_ctx.")
+    if isinstance(model, (str, Path)):
+        model = load(model)
+    if isinstance(model, og.Model):
+        og_model = model
+        run = lambda ids: prompt_logits(og_model, ids)  # noqa: E731
+    elif callable(model):
+        run = model
+    else:
+        raise TypeError(f"model must be an ORT GenAI folder, an og.Model or a function ids -> logits, not {type(model)}.")
+    first = n_ctx // 2
+    out, targets = [], []
+    for c in range(n_chunks):
+        chunk = [int(t) for t in tokens[c * n_ctx:(c + 1) * n_ctx]]
+        chunk[0] = bos
+        out.append(np.asarray(run(chunk), dtype=np.float32)[first:n_ctx - 1])
+        targets.append(np.asarray(chunk[first + 1:n_ctx], dtype=np.int64))
+    return np.concatenate(out), np.concatenate(targets)
+
+
+def transformers_logits(hf_dir: str | Path, ids: list[int], model: Any = None) -> np.ndarray:
+    """Notebook 10: the same logits from the transformers weights (the reference the export must match)."""
+    import torch
+
+    if model is None:
+        from transformers import LlamaForCausalLM
+
+        model = LlamaForCausalLM.from_pretrained(str(hf_dir)).eval()
+    with torch.no_grad():
+        return model(torch.tensor([list(ids)])).logits[0].float().numpy()
+
+
+def greedy(model, tokenizer, ids: list[int], max_new_tokens: int) -> list[int]:
+    """Notebook 10: greedy token ids after `ids` with ORT GenAI's generator, stopping at end of sequence."""
+    import onnxruntime_genai as og
+
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=len(ids) + max_new_tokens, do_sample=False)
+    gen = og.Generator(model, params)
+    gen.append_tokens([int(i) for i in ids])
+    out: list[int] = []
+    while not gen.is_done():
+        gen.generate_next_token()
+        out.append(int(gen.get_next_tokens()[0]))
+    eos = set(getattr(tokenizer, "eos_token_ids", []) or [])
+    return out[:-1] if out and out[-1] in eos else out
+
+
+def speed(folder: str | Path, prompt_tokens: list[int], runs: int = 3, n_prompt: int = 128, n_gen: int = 64,
+          threads: int | None = 1) -> dict[str, Any]:
+    """Notebook 10: median load seconds, prompt tokens/s and generation tokens/s over `runs` fresh loads.
+
+    The same test as `measure.speed` for GGUF (llama-bench's pp/tg): the prompt in one prefill, then exactly
+    `n_gen` decode steps (end of sequence suppressed with `min_length`), greedy.
+    """
+    import onnxruntime_genai as og
+
+    folder = check_genai_folder(folder)
+    if runs < 1 or n_prompt < 1 or n_gen < 1:
+        raise ValueError("runs, n_prompt and n_gen must all be at least 1.")
+    if not len(prompt_tokens):
+        raise ValueError("prompt_tokens is empty: pass token ids of some held-out text.")
+    prompt = [int(t) for t in prompt_tokens][:n_prompt]
+    while len(prompt) < n_prompt:  # short text: repeat it
+        prompt += prompt[: n_prompt - len(prompt)]
+    loads, pps, tgs = [], [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        model = load(folder, threads)
+        loads.append(time.perf_counter() - t0)
+        total = n_prompt + n_gen + 1
+        params = og.GeneratorParams(model)
+        params.set_search_options(max_length=total, min_length=total, do_sample=False)
+        gen = og.Generator(model, params)
+        t0 = time.perf_counter()
+        gen.append_tokens(prompt)  # the prefill: one forward pass over the whole prompt
+        pps.append(n_prompt / (time.perf_counter() - t0))
+        gen.generate_next_token()  # picks the first token from the prefill's logits (no forward pass)
+        t0 = time.perf_counter()
+        for _ in range(n_gen):  # each step: one forward pass over the previous token, then pick the next
+            gen.generate_next_token()
+        tgs.append(n_gen / (time.perf_counter() - t0))
+        del gen, params, model
+    return {"load_s": statistics.median(loads), "prompt_tps": statistics.median(pps),
+            "gen_tps": statistics.median(tgs), "runs": runs, "n_prompt": n_prompt, "n_gen": n_gen}
+
+
+def tool_exact_match(folder: str | Path, cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Notebook 10: tool-call exact match of an ORT GenAI folder through `OrtGenAIRuntime` (as `measure` for GGUF)."""
+    from helpers.eval import case_passes, predict, summarize
+    from helpers.runtimes.reference import OrtGenAIRuntime
+
+    if not cases:
+        raise ValueError("No eval cases given: pass helpers.eval.load_cases('data/eval/dev.jsonl')[:n].")
+    rt = OrtGenAIRuntime(check_genai_folder(folder))
+    preds = predict(rt, cases)
+    summary = summarize(cases, preds)
+    return {"exact_match": summary["exact_match"], "n": summary["n"], "answered_by": f"{rt.name}/{rt.model}",
+            "passed": [case_passes(c["expected"], p) for c, p in zip(cases, preds)]}
+
+
+def try_providers(folder: str | Path, providers: tuple[str, ...] = PROVIDERS) -> list[dict[str, Any]]:
+    """Notebook 10: try to load `folder` with each ORT GenAI execution provider; what loaded, or why not."""
+    import onnxruntime_genai as og
+
+    folder = check_genai_folder(folder)
+    rows = []
+    for ep in providers:
+        try:
+            cfg = og.Config(str(folder))
+            cfg.clear_providers()  # no provider appended = the CPU provider
+            if ep.lower() != "cpu":
+                cfg.append_provider(ep)
+            og.Model(cfg)
+            rows.append({"provider": ep, "loaded": True, "message": "loaded"})
+        except Exception as exc:  # the library says why: not built in, driver or library missing
+            rows.append({"provider": ep, "loaded": False, "message": str(exc).strip().splitlines()[0]})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------- command line
+def compare(out_dir: str | Path, hf_dir: str | Path | None = None, gguf_types: tuple[str, ...] = ("F16", "Q8_0", "Q4_K_M"),
+            cases: list[dict[str, Any]] | None = None, n_dialogues: int = 60, n_ctx: int = 256, runs: int = 3,
+            n_prompt: int = 128, n_gen: int = 64, threads: int = 1, seed: int = 2024) -> list[dict[str, Any]]:
+    """Notebook 10 (`python -m helpers bench-onnx`): build fp32/int8/int4 ORT GenAI folders and measure them
+    beside GGUF types, all against the fp32 ONNX logits; rows in `measure.format_rows`'s format."""
+    from helpers.paths import MODEL_DIR
+    from helpers.quant import measure
+
+    out_dir = Path(out_dir)
+    hf_dir = Path(hf_dir) if hf_dir else MODEL_DIR
+    folders = {"ort-fp32": build_genai(hf_dir, out_dir / "fp32", "fp32")}
+    folders["ort-int8"] = quantize_int8(folders["ort-fp32"], out_dir / "int8")
+    folders["ort-int4"] = build_genai(hf_dir, out_dir / "int4", "int4")
+    f16 = measure.default_source()
+    tokens, is_reply = measure.held_out_tokens(f16, n_dialogues, seed)
+    ref, targets = logits(load(folders["ort-fp32"], threads), tokens, n_ctx)
+    reply = np.asarray(is_reply)[measure.scored_positions(len(tokens), n_ctx)]
+    f16_bytes = f16.stat().st_size
+    rows: list[dict[str, Any]] = []
+
+    def row(name: str, size: int, lg: np.ndarray) -> dict[str, Any]:
+        r = {"type": name, "size_mb": size / 1e6, "ratio_vs_f16": f16_bytes / size,
+             "ppl": measure.perplexity(lg, targets), "ppl_reply": measure.perplexity(lg[reply], targets[reply])}
+        r["kld"], r["top1"] = measure.kl_and_top1(ref, lg)
+        return r
+
+    for name, folder in folders.items():
+        lg = ref if name == "ort-fp32" else logits(load(folder, threads), tokens, n_ctx)[0]
+        r = row(name, model_bytes(folder), lg)
+        r.update(speed(folder, tokens, runs=runs, n_prompt=n_prompt, n_gen=n_gen, threads=threads))
+        r.update(tool_exact_match(folder, cases) if cases else {"exact_match": None, "answered_by": None})
+        rows.append(r)
+    for qtype in gguf_types:
+        path = f16 if qtype.upper() == "F16" else measure.quantize_type(f16, qtype, out_dir / "gguf")
+        r = row(qtype.upper(), path.stat().st_size, measure.logits(path, tokens, n_ctx, threads)[0])
+        r.update(measure.speed(path, runs=runs, prompt_tokens=tokens, n_prompt=n_prompt, n_gen=n_gen, threads=threads))
+        r.update(measure.tool_exact_match(path, cases, threads) if cases else {"exact_match": None, "answered_by": None})
+        rows.append(r)
+    return rows
+
+
+def bench_onnx(a: Any) -> int:
+    """Run `bench-onnx` from parsed arguments: export, quantize, measure, print the table (notebook 10)."""
+    from helpers.eval import load_cases
+    from helpers.quant import measure
+
+    cases = load_cases(a.cases)[: a.limit or None] if a.cases else None
+    rows = compare(a.out, gguf_types=tuple(t.strip() for t in a.gguf.split(",") if t.strip()), cases=cases,
+                   n_dialogues=a.dialogues, runs=a.runs, threads=a.threads)
+    print(measure.format_rows(rows))
+    for r in rows:
+        if r.get("answered_by"):
+            print(f"{r['type']:<8} answered by: {r['answered_by']}")
+    return 0
+
+
+def bench_onnx_main(argv: list[str] | None = None) -> int:
+    """`python -m helpers.quant.onnx ...`, the same as `python -m helpers bench-onnx ...` (notebook 10)."""
+    import sys
+
+    from helpers.cli import main
+
+    return main(["bench-onnx", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(bench_onnx_main())
