@@ -71,8 +71,14 @@ def _cmd_eval_toolcalls(a: argparse.Namespace) -> int:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
+    from helpers.agents.evaluate import agent_cases, write_cases
+    from helpers.agents.toolbox import build_shop_db
     from helpers.model.pipeline import export_all
+    from helpers.paths import EVAL_DIR
 
+    # the agents' data first (it does not depend on the model), then the model's files and the manifest
+    print(f"shop-db: {build_shop_db()}")
+    print(f"agent-dev-set: {write_cases(agent_cases(100, 123), EVAL_DIR / 'agent_dev.jsonl')}")
     res = export_all(a.from_run)
     print(json.dumps(res["timings_s"]))
     return 0
@@ -151,6 +157,12 @@ def _cmd_bench_onnx(a: argparse.Namespace) -> int:
     return bench_onnx(a)
 
 
+def _cmd_eval_agent(a: argparse.Namespace) -> int:
+    from helpers.agents.evaluate import eval_agent
+
+    return eval_agent(a)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -190,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=None)
     s.set_defaults(func=_cmd_serve)
 
-    x = sub.add_parser("export", help="rebuild GGUF (f16, Q8_0), ONNX GenAI (int4, fp32), dev set, manifest")
+    x = sub.add_parser("export", help="rebuild GGUF (f16, Q8_0), ONNX GenAI (int4, fp32), dev sets, shop db, manifest")
     x.add_argument("--from-run", default=None, help="package this training run into data/model first")
     x.set_defaults(func=_cmd_export)
 
@@ -239,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--runs", type=int, default=3, help="speed runs per model (the median is reported)")
     o.add_argument("--threads", type=int, default=1, help="CPU threads for ONNX Runtime and llama.cpp")
     o.set_defaults(func=_cmd_bench_onnx)
+
+    from helpers.agents.evaluate import add_arguments as agent_eval_arguments
+
+    g = sub.add_parser("eval-agent", help="task completion of the single agent on scripted multi-step requests")
+    agent_eval_arguments(g)
+    g.set_defaults(func=_cmd_eval_agent)
     return p
 
 

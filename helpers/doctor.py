@@ -62,13 +62,14 @@ def report() -> dict[str, Any]:
     """Everything the doctor checks, as plain data."""
     from helpers.registry import verify
     from helpers.runtimes import survey
+    from helpers.runtimes.base import default_threads
 
     runtimes = survey()
     return {"machine": machine(), "packages": package_versions(),
             "runtimes": [{"name": r.name, "ok": r.ok, "detail": r.detail, "fix": r.fix, "models": r.models}
                          for r in runtimes],
             "data_dir": str(DATA), "build_dir": str(BUILD), "artefacts": verify(),
-            "selected": os.environ.get("EDGEAI_RUNTIME", "auto")}
+            "selected": os.environ.get("EDGEAI_RUNTIME", "auto"), "threads": default_threads()}
 
 
 def format_report(rep: dict[str, Any]) -> str:
@@ -82,7 +83,8 @@ def format_report(rep: dict[str, Any]) -> str:
         lines.append(f"{name:<24}{ver or 'MISSING'}")
         if ver is None:
             todo.append(f"{name} is missing: `pip install -e '.[all]'` installs every package the workbook uses")
-    lines += ["", f"== runtimes (EDGEAI_RUNTIME={rep['selected']})"]
+    lines += ["", f"== runtimes (EDGEAI_RUNTIME={rep['selected']}, llama.cpp threads "
+                  f"EDGEAI_THREADS={rep['threads']})"]
     for r in rep["runtimes"]:
         mark = "yes" if r["ok"] else "no "
         models = f" serves {', '.join(r['models'][:3])}" if r["ok"] and r["models"] else ""

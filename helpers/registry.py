@@ -24,6 +24,8 @@ ARTEFACTS: dict[str, str] = {
     "onnx-int4": "onnx/int4/model.onnx.data",
     "onnx-fp32": "onnx/fp32/model.onnx.data",
     "dev-set": "eval/dev.jsonl",
+    "agent-dev-set": "eval/agent_dev.jsonl",
+    "shop-db": "shop.sqlite",
 }
 
 

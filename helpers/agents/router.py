@@ -11,8 +11,8 @@ Introduced in notebook 04 (multi-agent orchestration and hybrid routing). The pi
   complexity. Here they are one model at three quantization levels; `EDGEAI_TIER_<NAME>=runtime:model`
   picks a learner's own models instead.
 - `decision_confidence`, `failure_signals`, `EscalationPolicy`, `escalation_target`: real signals that the
-  small model failed or is unsure, and where to escalate (an OpenAI-compatible endpoint the learner
-  configured, or else the best local tier).
+  small model failed or is unsure, and where to escalate (the best local tier, or an OpenAI-compatible
+  endpoint only when the learner opts in with `allow_remote=True` or `EDGEAI_ESCALATION_URL`).
 - `make_workload`, `HybridRouter.handle`, `Prices`, `summarize`: a labelled workload, the whole pipeline,
   and its share handled locally, latency and cost from measured token counts and an editable price table.
 """
@@ -392,23 +392,38 @@ class EscalationTarget:
     note: str
 
 
-def escalation_target(local_best: Any, env: dict[str, str] | None = None) -> EscalationTarget:
-    """The remote endpoint the learner configured (OPENAI_API_KEY, optional OPENAI_BASE_URL and
-    EDGEAI_ESCALATION_MODEL), else `local_best`; nothing leaves the machine unless configured (notebook 04)."""
+def escalation_target(local_best: Any, env: dict[str, str] | None = None,
+                      allow_remote: bool = False) -> EscalationTarget:
+    """Where escalations go (notebook 04): `local_best` unless remote escalation is explicitly opted in.
+
+    Opt-in is either `allow_remote=True` (the notebook's `ALLOW_REMOTE` parameter; then OPENAI_API_KEY with
+    optional OPENAI_BASE_URL, default api.openai.com) or an explicit `EDGEAI_ESCALATION_URL` environment
+    variable (an OpenAI-compatible endpoint; OPENAI_API_KEY is sent to it when set). An OPENAI_API_KEY
+    alone sends nothing anywhere. `EDGEAI_ESCALATION_MODEL` names the remote model.
+    """
     env = dict(os.environ if env is None else env)
     key = env.get("OPENAI_API_KEY", "").strip()
-    if not key:
+    explicit_url = env.get("EDGEAI_ESCALATION_URL", "").strip()
+    here = f"the best local tier, {local_best.name}/{local_best.model}"
+    if not explicit_url and not allow_remote:
+        why = ("OPENAI_API_KEY is set, but remote escalation is off" if key else "remote escalation is off")
         return EscalationTarget(local_best, False,
-                                "No remote endpoint is configured (OPENAI_API_KEY is not set): escalations go to "
-                                f"the best local tier, {local_best.name}/{local_best.model}. Nothing leaves this "
-                                "machine.")
+                                f"{why} (ALLOW_REMOTE=False and no EDGEAI_ESCALATION_URL): escalations go to "
+                                f"{here}. Nothing leaves this machine. To opt in, set ALLOW_REMOTE = True "
+                                "(with OPENAI_API_KEY) or EDGEAI_ESCALATION_URL.")
+    if not explicit_url and not key:
+        return EscalationTarget(local_best, False,
+                                f"ALLOW_REMOTE=True but OPENAI_API_KEY is not set: escalations go to {here}. "
+                                "Nothing leaves this machine. Set OPENAI_API_KEY (and optionally OPENAI_BASE_URL) "
+                                "or EDGEAI_ESCALATION_URL to use a remote endpoint.")
     from helpers.runtimes.openai_compat import OpenAICompatRuntime
 
-    url = env.get("OPENAI_BASE_URL", "").strip() or "https://api.openai.com/v1"
+    url = explicit_url or env.get("OPENAI_BASE_URL", "").strip() or "https://api.openai.com/v1"
     model = env.get("EDGEAI_ESCALATION_MODEL", "").strip() or "gpt-4o-mini"
-    rt = OpenAICompatRuntime(base_url=url, model=model, api_key=key)
-    return EscalationTarget(rt, True, f"Escalations go to {model} at {url} (configured by OPENAI_API_KEY): the "
-                                      "escalated requests' text is sent there.")
+    rt = OpenAICompatRuntime(base_url=url, model=model, api_key=key or "not-needed-locally")
+    how = "EDGEAI_ESCALATION_URL" if explicit_url else "ALLOW_REMOTE=True and OPENAI_API_KEY"
+    return EscalationTarget(rt, True, f"Escalations go to {model} at {url} (opted in by {how}): the escalated "
+                                      "requests' text, including any customer ids in it, is sent there.")
 
 
 # ----------------------------------------------------------------------------------------------- workload

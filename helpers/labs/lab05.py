@@ -98,30 +98,38 @@ def check_count(count: Callable[[list[dict], list[dict] | None], int], n: int = 
     _ok(f"token counts match the model's on {n} fresh chats, with and without tools")
 
 
-def check_fit(fit: Callable[[list[dict], int, int], list[dict]], n: int = 6) -> None:
-    """Lab 05, task 3: the learner's budget function on fresh long chats: fits, keeps what it must, drops whole turns."""
+def check_fit(fit: Callable[..., list[dict]], n: int = 6) -> None:
+    """Lab 05, task 3: the learner's budget function on fresh long chats, with and without the tool list: fits,
+    keeps what it must, drops whole turns."""
+    from helpers.domain.tools import openai_tools
+
+    tools = openai_tools()
     for i in range(n):
+        t = tools if i % 2 else None  # every other chat is counted with the tool list, as the model reads it
+        what = "with tools" if t else "without tools"
         chat = long_conversation(seed=7000 + i, turns=10 + i)
-        full = count_tokens(chat)
+        full = count_tokens(chat, t)
         budget, keep_last = int(full * (0.35 + 0.08 * i)), 1 + i % 4
-        got = fit([dict(m) for m in chat], budget, keep_last)
+        got = fit([dict(m) for m in chat], budget, keep_last, t)
         assert isinstance(got, list) and got, "return the shortened list of messages"
-        assert count_tokens(got) <= budget, f"chat {i}: {count_tokens(got)} tokens is over the budget of {budget}"
+        used = count_tokens(got, t)
+        assert used <= budget, (f"chat {i} ({what}): {used} tokens is over the budget of {budget}: count with "
+                                "my_count(candidate, tools), the tools are part of the prompt")
         assert got[0] == chat[0], f"chat {i}: the system message must stay first"
         assert got[-keep_last:] == chat[-keep_last:], f"chat {i}: the last {keep_last} messages must be kept"
         body = got[1:]
         assert body == chat[len(chat) - len(body):], f"chat {i}: keep the newest messages, in order, unchanged"
         assert body[0]["role"] == "user", (f"chat {i}: the kept part starts with a {body[0]['role']!r} message: drop "
                                            "whole turns (a user message and all that follows it)")
-        want = fit_to_budget(chat, budget, keep_last=keep_last)
-        assert len(got) == len(want), (f"chat {i}: you kept {len(got)} messages, {len(want)} fit: drop the oldest "
-                                       "turns one at a time and stop as soon as the chat fits")
+        want = fit_to_budget(chat, budget, keep_last=keep_last, tools=t)
+        assert len(got) == len(want), (f"chat {i} ({what}): you kept {len(got)} messages, {len(want)} fit: drop the "
+                                       "oldest turns one at a time and stop as soon as the chat fits")
     chat = long_conversation(seed=7100)
     try:
-        fit(chat, count_tokens(chat[:1]) + 5, 1)
+        fit(chat, count_tokens(chat[:1]) + 5, 1, None)
     except ValueError as err:
         assert str(err), "say why it cannot fit"
     else:
         raise AssertionError("when even the system message and the last turn do not fit, raise ValueError")
-    _ok(f"{n} fresh long chats fit their budgets, whole turns dropped, system and last messages kept; "
-        "impossible budget -> ValueError")
+    _ok(f"{n} fresh long chats fit their budgets (half counted with the tool list), whole turns dropped, system "
+        "and last messages kept; impossible budget -> ValueError")

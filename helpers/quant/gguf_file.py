@@ -55,12 +55,13 @@ def check_gguf(path: str | Path) -> Path:
     """Raise FileNotFoundError / NotGGUFError unless `path` is a GGUF file (magic bytes; notebook 08)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"No file at {path}: check the path (the shipped model is data/gguf/edge-slm-f16.gguf).")
+        raise FileNotFoundError(f"No file at {path}: check the path (the shipped model is data/gguf/edge-slm-f16.gguf; "
+                                "rebuild it with `python -m helpers export` if it is missing).")
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic != GGUF_MAGIC:
-        raise NotGGUFError(f"{path} is not a GGUF file: it starts with {magic!r}, not {GGUF_MAGIC!r}. Convert a "
-                           "transformers folder with helpers.model.export.hf_to_gguf first.")
+        raise NotGGUFError(f"{path} is not a GGUF file: it starts with {magic!r}, not the magic bytes {GGUF_MAGIC!r}. "
+                           "Convert a transformers folder with helpers.model.export.hf_to_gguf first.")
     return path
 
 
@@ -127,9 +128,13 @@ def raw_blocks(path: str | Path, name: str) -> tuple[str, np.ndarray]:
 
 def tensor_values(path: str | Path, name: str) -> np.ndarray:
     """Tensor `name` as float32 of shape (rows, row_size), dequantized by gguf-py's reference code (notebook 08)."""
+    return _values(_tensor(reader(path), name))
+
+
+def _values(t) -> np.ndarray:
+    """One `gguf.ReaderTensor` as float32 of shape (rows, row_size), dequantized when it is quantized."""
     import gguf
 
-    t = _tensor(reader(path), name)
     shape = tuple(int(s) for s in reversed(t.shape))
     if t.tensor_type in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16):
         return np.asarray(t.data, dtype=np.float32).reshape(shape)
@@ -159,18 +164,7 @@ def fallback_tensors(path: str | Path, requested_type: str) -> list[Fallback]:
 
 def all_tensor_values(path: str | Path, min_dims: int = 2) -> dict[str, np.ndarray]:
     """Every tensor with at least `min_dims` dimensions as float32 (rows, row_size), read once (notebook 08)."""
-    import gguf
-
-    out = {}
-    for t in reader(path).tensors:
-        if len(t.shape) < min_dims:
-            continue
-        shape = tuple(int(s) for s in reversed(t.shape))
-        if t.tensor_type in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16):
-            out[t.name] = np.asarray(t.data, dtype=np.float32).reshape(shape)
-        else:
-            out[t.name] = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).astype(np.float32).reshape(shape)
-    return out
+    return {t.name: _values(t) for t in reader(path).tensors if len(t.shape) >= min_dims}
 
 
 def write_resized_gguf(like: str | Path, out: str | Path, hidden: int, seed: int = 123) -> Path:

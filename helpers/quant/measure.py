@@ -29,6 +29,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from helpers.paths import BUILD, GGUF_DIR
+from helpers.quant.gguf_file import check_gguf, type_counts
+from helpers.quant.quantize import quantize
 
 # The types notebook 09 compares (the issue asks for at least these), from small to large.
 DEFAULT_TYPES: tuple[str, ...] = ("Q2_K", "Q3_K_M", "Q4_0", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0")
@@ -52,15 +54,9 @@ def quant_path(qtype: str, out_dir: str | Path | None = None) -> Path:
     return Path(out_dir or QUANT_DIR) / f"edge-slm-{qtype.lower()}.gguf"
 
 
-def _check_gguf(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No GGUF file at {path}. The shipped model is {default_source()}; "
-                                "rebuild it with `python -m helpers export` if it is missing.")
-    with open(path, "rb") as f:
-        if f.read(4) != b"GGUF":
-            raise ValueError(f"{path} is not a GGUF file (it does not start with the GGUF magic bytes).")
-    return path
+def answered_by(path: str | Path) -> str:
+    """The `runtime/model` label of a GGUF file scored in-process with llama-cpp-python (notebook 09)."""
+    return f"llama-cpp-python/{Path(path).stem}"
 
 
 # ----------------------------------------------------------------------------------------- held-out text
@@ -97,13 +93,13 @@ def _quiet_native(log_path: Path | None = None) -> Iterator[None]:
             os.close(saved)
 
 
-def _load(path: Path, n_ctx: int, threads: int, logits_all: bool, n_batch: int | None = None):
+def _load(path: Path, n_ctx: int, threads: int, logits_all: bool):
     """A llama.cpp model with BOTH thread counts set: llama-cpp-python's `n_threads_batch` defaults to every
     core, and on a busy machine those threads spin-wait (a 40x slowdown was measured while training ran)."""
     import llama_cpp
 
     with _quiet_native():
-        return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_batch or n_ctx, n_ubatch=n_batch or n_ctx,
+        return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
                                n_threads=threads, n_threads_batch=threads, logits_all=logits_all, verbose=False,
                                seed=123)
 
@@ -120,7 +116,7 @@ def held_out_tokens(path: str | Path, n_dialogues: int = 60, seed: int = 2024) -
     from helpers.model.chat_format import render_segments
 
     g = DialogueGenerator(split="dev", seed=seed)
-    llm = _load(_check_gguf(path), 64, 1, False)
+    llm = _load(check_gguf(path), 64, 1, False)
     tokens: list[int] = []
     mask: list[bool] = []
     try:
@@ -144,7 +140,7 @@ def scored_positions(n_tokens: int, n_ctx: int) -> np.ndarray:
 
 def tokenize(path: str | Path, text: str) -> list[int]:
     """Token ids of `text` with the GGUF's own tokenizer, chat markers parsed as special tokens (nb 09)."""
-    llm = _load(_check_gguf(path), 64, 1, False)
+    llm = _load(check_gguf(path), 64, 1, False)
     try:
         return llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
     finally:
@@ -152,32 +148,49 @@ def tokenize(path: str | Path, text: str) -> list[int]:
 
 
 # ----------------------------------------------------------------------------------------- quality
+def check_chunks(n_tokens: int, n_ctx: int) -> int:
+    """How many whole chunks of `n_ctx` tokens `n_tokens` holds; a clear error for a bad n_ctx or too few (nb 09)."""
+    if n_ctx < 8 or n_ctx % 2:
+        raise ValueError(f"n_ctx must be an even number of at least 8 tokens, not {n_ctx}.")
+    if n_tokens < n_ctx:
+        raise ValueError(f"{n_tokens} tokens is less than one chunk of n_ctx={n_ctx}: use more held-out "
+                         "dialogues (held_out_text(n_dialogues=...)) or a smaller n_ctx.")
+    return n_tokens // n_ctx
+
+
+def chunked_logits(run: Callable[[list[int]], Any], tokens: Sequence[int], n_ctx: int = 256,
+                   bos: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Scored logits [n, vocab] and target ids [n] of `tokens`, cut like llama-perplexity (notebooks 09, 10).
+
+    Each chunk of `n_ctx` tokens starts a fresh context with `bos` in place of its first token and is given
+    to `run` (token ids -> logits [len(ids), vocab] from an empty context); only its second half is scored."""
+    n_chunks = check_chunks(len(tokens), n_ctx)
+    first = n_ctx // 2
+    out, targets = [], []
+    for c in range(n_chunks):
+        chunk = [int(t) for t in tokens[c * n_ctx:(c + 1) * n_ctx]]
+        chunk[0] = bos  # as llama-perplexity does: each chunk starts a fresh context with BOS
+        out.append(np.asarray(run(chunk), dtype=np.float32)[first:n_ctx - 1].copy())  # row j predicts chunk[j + 1]
+        targets.append(np.asarray(chunk[first + 1:n_ctx], dtype=np.int64))
+    return np.concatenate(out), np.concatenate(targets)
+
+
 def logits(path: str | Path, tokens: Sequence[int], n_ctx: int = 256,
            threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Scored next-token logits [n, vocab] and their target ids [n], chunked like llama-perplexity (nb 09)."""
-    path = _check_gguf(path)
-    if n_ctx < 8 or n_ctx % 2:
-        raise ValueError(f"n_ctx must be an even number of at least 8 tokens, not {n_ctx}.")
-    n_chunks = len(tokens) // n_ctx
-    if n_chunks < 1:
-        raise ValueError(f"{len(tokens)} tokens is less than one chunk of n_ctx={n_ctx}: use more held-out "
-                         "dialogues (held_out_text(n_dialogues=...)) or a smaller n_ctx.")
-    first = n_ctx // 2
+    path = check_gguf(path)
+    check_chunks(len(tokens), n_ctx)  # bad input fails before the model loads
     llm = _load(path, n_ctx, threads, True)
-    out, targets = [], []
+
+    def run(chunk: list[int]) -> np.ndarray:
+        llm.reset()
+        llm.eval(chunk)
+        return llm.scores[:len(chunk)]
+
     try:
-        bos = llm.token_bos()
-        for c in range(n_chunks):
-            chunk = list(tokens[c * n_ctx:(c + 1) * n_ctx])
-            chunk[0] = bos  # as llama-perplexity does: each chunk starts a fresh context with BOS
-            llm.reset()
-            llm.eval(chunk)
-            scores = np.asarray(llm.scores[:n_ctx], dtype=np.float32)
-            out.append(scores[first:n_ctx - 1].copy())  # logits at j predict chunk[j + 1]
-            targets.append(np.asarray(chunk[first + 1:n_ctx], dtype=np.int64))
+        return chunked_logits(run, tokens, n_ctx, llm.token_bos())
     finally:
         llm.close()
-    return np.concatenate(out), np.concatenate(targets)
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -230,6 +243,16 @@ def kl_and_top1(base_logits: np.ndarray, quant_logits: np.ndarray) -> tuple[floa
 
 
 # ----------------------------------------------------------------------------------------- speed
+def prompt_of_length(tokens: Sequence[int], n: int) -> list[int]:
+    """The first `n` of `tokens`, repeated from the start when there are fewer (the speed tests, nb 09-10)."""
+    prompt = [int(t) for t in list(tokens)[:n]]
+    if not prompt:
+        raise ValueError("The prompt tokens are empty: pass token ids of some held-out text.")
+    while len(prompt) < n:  # short text: repeat it
+        prompt += prompt[: n - len(prompt)]
+    return prompt
+
+
 def speed(path: str | Path, runs: int = 3, prompt_tokens: Sequence[int] | None = None, n_prompt: int = 128,
           n_gen: int = 64, threads: int = 1) -> dict[str, float]:
     """Median load seconds, prompt tokens/s and generation tokens/s over `runs` fresh loads (nb 09).
@@ -238,14 +261,12 @@ def speed(path: str | Path, runs: int = 3, prompt_tokens: Sequence[int] | None =
     one at a time (greedy, never stopping early), each run in a freshly loaded model."""
     import llama_cpp
 
-    path = _check_gguf(path)
+    path = check_gguf(path)
     if runs < 1 or n_prompt < 1 or n_gen < 1:
         raise ValueError("runs, n_prompt and n_gen must all be at least 1.")
     if prompt_tokens is None:
         prompt_tokens = tokenize(path, held_out_text(n_dialogues=max(4, n_prompt // 40)))
-    prompt = list(prompt_tokens)[:n_prompt]
-    while len(prompt) < n_prompt:  # short text: repeat it
-        prompt += prompt[: n_prompt - len(prompt)]
+    prompt = prompt_of_length(prompt_tokens, n_prompt)
     loads, pps, tgs = [], [], []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -268,22 +289,12 @@ def speed(path: str | Path, runs: int = 3, prompt_tokens: Sequence[int] | None =
 
 
 # ----------------------------------------------------------------------------------------- tool calls
-def tool_exact_match(path: str | Path, cases: list[dict[str, Any]], threads: int = 1) -> dict[str, Any]:
-    """Tool-call exact match of a GGUF file on eval cases, through the embedded runtime (nb 09)."""
+def runtime_exact_match(rt: Any, cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Tool-call exact match of a runtime on eval cases; closes the runtime afterwards (notebooks 09, 10)."""
     from helpers.eval import case_passes, predict, summarize
-    from helpers.runtimes.embedded import EmbeddedRuntime
 
-    path = _check_gguf(path)
     if not cases:
         raise ValueError("No eval cases given: pass helpers.eval.load_cases('data/eval/dev.jsonl')[:n].")
-    class _Pinned(EmbeddedRuntime):  # the embedded runtime with its prompt (batch) threads pinned as well
-        @property
-        def llama(self):  # -> llama_cpp.Llama
-            if self._llama is None:
-                self._llama = _load(self.model_path, self.n_ctx, self.n_threads, False, n_batch=512)
-            return self._llama
-
-    rt = _Pinned(model_path=path, n_threads=threads)
     try:
         preds = predict(rt, cases)
     finally:
@@ -293,26 +304,25 @@ def tool_exact_match(path: str | Path, cases: list[dict[str, Any]], threads: int
             "passed": [case_passes(c["expected"], p) for c, p in zip(cases, preds)]}
 
 
+def tool_exact_match(path: str | Path, cases: list[dict[str, Any]], threads: int = 1) -> dict[str, Any]:
+    """Tool-call exact match of a GGUF file on eval cases, through the embedded runtime (nb 09)."""
+    from helpers.runtimes.embedded import EmbeddedRuntime
+
+    path = check_gguf(path)
+    # EmbeddedRuntime sets n_threads_batch = n_threads, so prompt threads are pinned to `threads` as well
+    return runtime_exact_match(EmbeddedRuntime(model_path=path, n_threads=threads), cases)
+
+
 # ----------------------------------------------------------------------------------------- quantize + table
 def quantize_type(src: str | Path, qtype: str, out_dir: str | Path | None = None, threads: int = 2,
                   force: bool = False) -> Path:
     """Quantize `src` to `qtype` under build/quant, unless a file newer than `src` is there already (nb 09)."""
-    src = _check_gguf(src)
+    src = check_gguf(src)
     dst = quant_path(qtype, out_dir)
     if not force and dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime and dst.stat().st_size > 0:
         return dst
     dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        from helpers.quant.quantize import quantize  # the quantization helper of notebook 08
-    except ImportError:
-        quantize = None
-    if quantize is not None:  # it keeps llama.cpp's per-tensor log out and warns about K-quant fallbacks
-        quantize(src, dst, qtype, threads=threads)
-    else:
-        from helpers.model.export import quantize_gguf
-
-        with _quiet_native():
-            quantize_gguf(src, dst, qtype, threads=threads)
+    quantize(src, dst, qtype, threads=threads)  # notebook 08's helper: checks, quiet log, fallback warnings
     return dst
 
 
@@ -341,7 +351,7 @@ def measure_types(types: Sequence[str] = DEFAULT_TYPES, src: str | Path | None =
     the assistant wrote: what the model was trained on), kld, top1 (against f16), exact_match and
     n_cases (tool calls on `cases`; None without cases), passed (per case), answered_by."""
     qtypes = _check_types(types)
-    src = _check_gguf(src or default_source())
+    src = check_gguf(src or default_source())
     if cases is not None and not cases:
         raise ValueError("cases is empty: pass None to skip tool-call accuracy, or some eval cases.")
     say = log or (lambda _msg: None)
@@ -368,24 +378,11 @@ def measure_types(types: Sequence[str] = DEFAULT_TYPES, src: str | Path | None =
             row.update(exact_match=None, n_cases=0, passed=[], answered_by=None)
         row["n_scored_tokens"] = int(len(targets))
         row["n_reply_tokens"] = int(reply.sum())
-        row["tensor_types"] = _type_counts(path)
+        row["tensor_types"] = type_counts(path)
         rows.append(row)
         say(f"{qtype:<8} {row['size_mb']:.2f} MB  ppl {row['ppl']:.3f}  kld {row['kld']:.4f}  "
             f"exact {row['exact_match'] if row['exact_match'] is not None else '-'}")
     return rows
-
-
-def _type_counts(path: Path) -> dict[str, int]:
-    try:
-        from helpers.quant.gguf_file import type_counts
-    except ImportError:  # gguf-py directly
-        import gguf
-
-        counts: dict[str, int] = {}
-        for t in gguf.GGUFReader(path).tensors:
-            counts[t.tensor_type.name] = counts.get(t.tensor_type.name, 0) + 1
-        return dict(sorted(counts.items()))
-    return type_counts(path)
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from helpers.quant.measure import check_chunks, chunked_logits, prompt_of_length, runtime_exact_match
+
 CONFIG = "genai_config.json"
 HOW_TO_BUILD = ("build one with `python -m helpers export`, or in Python with "
                 "`helpers.model.export.hf_to_onnx_genai(MODEL_DIR, out_dir, 'fp32')`")
@@ -175,17 +177,13 @@ def prompt_logits(model, ids: list[int]) -> np.ndarray:
 def logits(model, tokens: list[int], n_ctx: int = 256, bos: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Notebook 10: scored logits and targets of `tokens`, chunked exactly like `measure.logits` (llama-perplexity).
 
-    Each chunk of `n_ctx` tokens starts a fresh context with `bos`; only its second half is scored. `model` is
-    an ORT GenAI folder, an `og.Model`, or a function from token ids to logits [len(ids), vocab].
+    Each chunk of `n_ctx` tokens starts a fresh context with `bos`; only its second half is scored
+    (`measure.chunked_logits`). `model` is an ORT GenAI folder, an `og.Model`, or a function from token ids
+    to logits [len(ids), vocab].
     """
     import onnxruntime_genai as og
 
-    if n_ctx < 8 or n_ctx % 2:
-        raise ValueError(f"n_ctx must be an even number of at least 8 tokens, not {n_ctx}.")
-    n_chunks = len(tokens) // n_ctx
-    if n_chunks < 1:
-        raise ValueError(f"{len(tokens)} tokens is less than one chunk of n_ctx={n_ctx}: use more held-out "
-                         "dialogues or a smaller n_ctx.")
+    check_chunks(len(tokens), n_ctx)  # bad input fails before a model loads
     if isinstance(model, (str, Path)):
         model = load(model)
     if isinstance(model, og.Model):
@@ -195,14 +193,7 @@ def logits(model, tokens: list[int], n_ctx: int = 256, bos: int = 1) -> tuple[np
         run = model
     else:
         raise TypeError(f"model must be an ORT GenAI folder, an og.Model or a function ids -> logits, not {type(model)}.")
-    first = n_ctx // 2
-    out, targets = [], []
-    for c in range(n_chunks):
-        chunk = [int(t) for t in tokens[c * n_ctx:(c + 1) * n_ctx]]
-        chunk[0] = bos
-        out.append(np.asarray(run(chunk), dtype=np.float32)[first:n_ctx - 1])
-        targets.append(np.asarray(chunk[first + 1:n_ctx], dtype=np.int64))
-    return np.concatenate(out), np.concatenate(targets)
+    return chunked_logits(run, tokens, n_ctx, bos)
 
 
 def transformers_logits(hf_dir: str | Path, ids: list[int], model: Any = None) -> np.ndarray:
@@ -245,11 +236,7 @@ def speed(folder: str | Path, prompt_tokens: list[int], runs: int = 3, n_prompt:
     folder = check_genai_folder(folder)
     if runs < 1 or n_prompt < 1 or n_gen < 1:
         raise ValueError("runs, n_prompt and n_gen must all be at least 1.")
-    if not len(prompt_tokens):
-        raise ValueError("prompt_tokens is empty: pass token ids of some held-out text.")
-    prompt = [int(t) for t in prompt_tokens][:n_prompt]
-    while len(prompt) < n_prompt:  # short text: repeat it
-        prompt += prompt[: n_prompt - len(prompt)]
+    prompt = prompt_of_length(prompt_tokens, n_prompt)
     loads, pps, tgs = [], [], []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -272,18 +259,19 @@ def speed(folder: str | Path, prompt_tokens: list[int], runs: int = 3, n_prompt:
             "gen_tps": statistics.median(tgs), "runs": runs, "n_prompt": n_prompt, "n_gen": n_gen}
 
 
-def tool_exact_match(folder: str | Path, cases: list[dict[str, Any]]) -> dict[str, Any]:
-    """Notebook 10: tool-call exact match of an ORT GenAI folder through `OrtGenAIRuntime` (as `measure` for GGUF)."""
-    from helpers.eval import case_passes, predict, summarize
+def answered_by(folder: str | Path) -> str:
+    """Notebook 10: the `runtime/model` label of an ORT GenAI folder, as `OrtGenAIRuntime` reports it."""
     from helpers.runtimes.reference import OrtGenAIRuntime
 
-    if not cases:
-        raise ValueError("No eval cases given: pass helpers.eval.load_cases('data/eval/dev.jsonl')[:n].")
-    rt = OrtGenAIRuntime(check_genai_folder(folder))
-    preds = predict(rt, cases)
-    summary = summarize(cases, preds)
-    return {"exact_match": summary["exact_match"], "n": summary["n"], "answered_by": f"{rt.name}/{rt.model}",
-            "passed": [case_passes(c["expected"], p) for c, p in zip(cases, preds)]}
+    rt = OrtGenAIRuntime(folder)
+    return f"{rt.name}/{rt.model}"
+
+
+def tool_exact_match(folder: str | Path, cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Notebook 10: tool-call exact match of an ORT GenAI folder through `OrtGenAIRuntime` (as `measure` for GGUF)."""
+    from helpers.runtimes.reference import OrtGenAIRuntime
+
+    return runtime_exact_match(OrtGenAIRuntime(check_genai_folder(folder)), cases)
 
 
 def try_providers(folder: str | Path, providers: tuple[str, ...] = PROVIDERS) -> list[dict[str, Any]]:

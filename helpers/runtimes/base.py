@@ -8,10 +8,21 @@ wrong type) comes back as a structured `error` on the result, never as an except
 from __future__ import annotations
 
 import json
+import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
+
+
+def default_threads() -> int:
+    """CPU threads for in-process llama.cpp: EDGEAI_THREADS, default 1 (`doctor` and notebook 00 print it).
+
+    The workbook's 3.7 M-parameter model is dominated by per-token overhead: on the 2-core machine a
+    second thread did not make it faster, and made each request 10-100x slower whenever another process
+    (a training run, a second notebook) used a core. Raise it for bigger models.
+    """
+    return max(1, int(os.environ.get("EDGEAI_THREADS", "1")))
 
 
 class RuntimeUnavailable(RuntimeError):

@@ -6,11 +6,10 @@ quantized file from the quantization notebooks) and answers through the same int
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from helpers.runtimes.base import Availability, ChatResult, Runtime, StreamEvent, Timer
+from helpers.runtimes.base import Availability, ChatResult, Runtime, StreamEvent, Timer, default_threads
 
 
 def default_gguf() -> Path:
@@ -29,7 +28,7 @@ class EmbeddedRuntime(Runtime):
     def __init__(self, model_path: str | Path | None = None, n_threads: int | None = None, n_ctx: int = 2048,
                  constrained: str | None = None) -> None:
         self.model_path = Path(model_path) if model_path else default_gguf()
-        self.n_threads = n_threads or max(1, min(4, os.cpu_count() or 1))
+        self.n_threads = n_threads or default_threads()
         self.n_ctx = n_ctx
         self.constrained = constrained
         self._llama = None

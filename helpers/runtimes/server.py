@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from helpers.runtimes.base import default_threads
+
 HANDLER_NAME = "edge-slm"
 
 
@@ -51,6 +53,7 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8765, n_thread
         print(f"warning: binding {host} exposes the server beyond this machine", flush=True)
     register_handler()
     settings = ModelSettings(model=str(model), model_alias=model.stem, chat_format=HANDLER_NAME, n_ctx=n_ctx,
-                             n_threads=n_threads or 2, n_threads_batch=n_threads or 2, verbose=False)
+                             n_threads=n_threads or default_threads(),
+                             n_threads_batch=n_threads or default_threads(), verbose=False)
     app = create_app(server_settings=ServerSettings(host=host, port=port), model_settings=[settings])
     uvicorn.run(app, host=host, port=port, log_level="warning")
