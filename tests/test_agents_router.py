@@ -65,14 +65,25 @@ def test_failure_signals_and_policy():
     assert not R.EscalationPolicy(on=("schema",)).should_escalate(["low_confidence"])
 
 
-def test_escalation_target_stays_local_without_a_key():
+def test_escalation_target_stays_local_without_opt_in():
     from helpers.runtimes.embedded import EmbeddedRuntime
 
     best = EmbeddedRuntime()
     t = R.escalation_target(best, env={})
-    assert t.runtime is best and not t.remote and "OPENAI_API_KEY" in t.note
-    t = R.escalation_target(best, env={"OPENAI_API_KEY": "sk-test", "EDGEAI_ESCALATION_MODEL": "m1"})
+    assert t.runtime is best and not t.remote and "Nothing leaves this machine" in t.note
+    # a key alone is not an opt-in: nothing remote is chosen
+    t = R.escalation_target(best, env={"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": "https://x.example/v1"})
+    assert t.runtime is best and not t.remote and "OPENAI_API_KEY is set" in t.note
+    # opting in without a key still stays local
+    t = R.escalation_target(best, env={}, allow_remote=True)
+    assert t.runtime is best and not t.remote
+    # opt-in by parameter
+    t = R.escalation_target(best, env={"OPENAI_API_KEY": "sk-test", "EDGEAI_ESCALATION_MODEL": "m1"},
+                            allow_remote=True)
     assert t.remote and t.runtime.model == "m1" and t.runtime.base_url == "https://api.openai.com/v1"
+    # opt-in by an explicit escalation URL
+    t = R.escalation_target(best, env={"EDGEAI_ESCALATION_URL": "http://127.0.0.1:9/v1"})
+    assert t.remote and t.runtime.base_url == "http://127.0.0.1:9/v1" and "EDGEAI_ESCALATION_URL" in t.note
 
 
 def test_cost_maths():

@@ -89,3 +89,21 @@ def test_synthetic_results_have_the_real_tools_keys(tmp_path):
         for _ in range(20):
             fake = synth_result(name, args[name], rng)
             assert set(fake) in (set(RESULT_KEYS[name]), {"error"}), name
+
+
+def test_one_argument_model_builds_schema_and_validates():
+    from helpers.domain.tools import argument_model, check_arguments, schema_from_function
+
+    model = argument_model(Shop.create_ticket)
+    assert list(model.model_fields) == ["issue", "priority"]  # `self` skipped
+    assert schema_from_function(Shop.create_ticket).parameters["required"] == ["issue"]
+    assert check_arguments("create_ticket", model, {"issue": "x"}) == {"issue": "x", "priority": "medium"}
+    assert check_arguments("create_ticket", model, {"issue": "x"}, with_defaults=False) == {"issue": "x"}
+    with pytest.raises(ToolArgumentError, match="not an argument"):
+        check_arguments("create_ticket", model, {"issue": "x", "urgency": 1})
+
+    def f(*names: str) -> dict:
+        """Varargs."""
+
+    with pytest.raises(TypeError, match="name each argument"):
+        schema_from_function(f)

@@ -7,16 +7,14 @@ BEFORE the function runs, and turns whatever the function returns into JSON-safe
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, get_type_hints
+from typing import Any, Callable, Iterable
 
-from pydantic import ConfigDict, ValidationError, create_model
-
-from helpers.domain.tools import TOOL_NAMES, Shop, ToolArgumentError, ToolSpec, schema_from_function
+from helpers.domain.tools import (TOOL_NAMES, Shop, ToolArgumentError, ToolSpec, argument_model, check_arguments,
+                                  schema_from_function)
 
 
 class ToolExecutionError(RuntimeError):
@@ -43,23 +41,6 @@ class Tool:
     def openai(self) -> dict[str, Any]:
         """The OpenAI `tools` entry."""
         return self.spec.openai()
-
-
-def _argument_model(fn: Callable[..., Any]) -> Any:
-    """A pydantic model of `fn`'s parameters that forbids unknown arguments."""
-    sig = inspect.signature(fn)
-    hints = get_type_hints(fn, include_extras=True)
-    fields: dict[str, Any] = {}
-    for pname, param in sig.parameters.items():
-        if pname == "self":
-            continue
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise TypeError(f"{fn.__name__}: *args/**kwargs cannot become a JSON schema; name each argument.")
-        if pname not in hints:
-            raise TypeError(f"{fn.__name__}: parameter {pname!r} has no type annotation; annotate it.")
-        default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[pname] = (hints[pname], default)
-    return create_model(f"{fn.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields)
 
 
 def _json_safe(value: Any) -> Any:
@@ -105,7 +86,7 @@ class ToolBox:
         for fn in fns:
             if not callable(fn):
                 raise TypeError(f"{fn!r} is not callable; pass functions or bound methods.")
-            tools.append(Tool(fn=fn, spec=schema_from_function(fn), model=_argument_model(fn)))
+            tools.append(Tool(fn=fn, spec=schema_from_function(fn), model=argument_model(fn)))
         return cls(tools)
 
     @classmethod
@@ -161,33 +142,10 @@ class ToolBox:
         """Check `arguments` against tool `name`'s schema; return the coerced values or raise ToolArgumentError."""
         if name not in self._tools:
             raise ToolArgumentError(f"Unknown tool {name!r}; the tools offered are {self.names}.")
-        if not isinstance(arguments, dict):
-            raise ToolArgumentError(f"Arguments for {name} must be a JSON object, got {type(arguments).__name__}.")
         tool = self._tools[name]
-        try:
-            model = tool.model.model_validate(arguments)
-        except ValidationError as exc:
-            problems = []
-            for err in exc.errors()[:3]:
-                where = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
-                if err.get("type") == "extra_forbidden":
-                    problems.append(f"{where} is not an argument of {name}")
-                elif err.get("type") == "missing":
-                    problems.append(f"{where} is required")
-                else:
-                    problems.append(f"{where}={err.get('input')!r}: {err.get('msg')}")
-            allowed = list(tool.spec.parameters.get("properties", {}))
-            raise ToolArgumentError(f"{name}: " + "; ".join(problems) + f" (arguments: {allowed}).") from None
         # the values the tool will run with must also pass the published JSON schema (after normalising,
         # e.g. "c-1234" -> "C-1234"): what the model was shown is what is enforced
-        import jsonschema
-
-        try:
-            jsonschema.validate(model.model_dump(mode="json"), tool.spec.parameters)
-        except jsonschema.ValidationError as exc:
-            where = "/".join(str(p) for p in exc.absolute_path) or "arguments"
-            raise ToolArgumentError(f"{name}: {where}: {exc.message}.") from None
-        return {k: getattr(model, k) for k in type(model).model_fields}
+        return check_arguments(name, tool.model, arguments, schema=tool.spec.parameters)
 
     def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """Validate, then run tool `name`; the result as JSON-safe data (a dict).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+from functools import lru_cache
 import random
 import sqlite3
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, get_type_hints
 
-from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
 # --- argument types: the formats are part of the contract ------------------------------------------
 OrderId = Annotated[str, Field(pattern=r"^[0-9]{3,8}$", description="Order number: 3-8 digits, no '#'.")]
@@ -243,20 +244,30 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def schema_from_function(fn: Callable[..., Any]) -> ToolSpec:
-    """Derive a tool's JSON schema from a typed function's signature and docstring (notebook 01)."""
+def argument_model(fn: Callable[..., Any]) -> type[BaseModel]:
+    """The pydantic model of a typed function's parameters, forbidding unknown arguments (notebook 01).
+
+    The one place that turns a signature into fields: `schema_from_function` derives the JSON schema from
+    it, and `check_arguments` (used by `validate_arguments` and `helpers.agents.toolbox`) validates with it.
+    """
     sig = inspect.signature(fn)
     hints = get_type_hints(fn, include_extras=True)
     fields: dict[str, Any] = {}
     for name, param in sig.parameters.items():
         if name == "self":
             continue
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TypeError(f"{fn.__name__}: *args/**kwargs cannot become a JSON schema; name each argument.")
         if name not in hints:
             raise TypeError(f"{fn.__name__}: parameter {name!r} has no type annotation; annotate it.")
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[name] = (hints[name], default)
-    model = create_model(f"{fn.__name__}_args", **fields)
-    schema = model.model_json_schema()
+    return create_model(f"{fn.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def schema_from_function(fn: Callable[..., Any]) -> ToolSpec:
+    """Derive a tool's JSON schema from a typed function's signature and docstring (notebook 01)."""
+    schema = argument_model(fn).model_json_schema()
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():
         prop.pop("title", None)
@@ -281,32 +292,52 @@ def openai_tools(names: list[str] | tuple[str, ...] | None = None) -> list[dict[
     return [s.openai() for s in specs]
 
 
+def check_arguments(name: str, model: type[BaseModel], arguments: Any, *, with_defaults: bool = True,
+                    schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validate `arguments` with tool `name`'s argument model (from `argument_model`); return the coerced values.
+
+    Raises ToolArgumentError saying what is wrong (unknown, missing or invalid arguments). `with_defaults=False`
+    returns only the arguments given. With `schema`, the coerced values must also pass that JSON schema
+    (what the model was shown is what is enforced). Introduced in notebook 01; the agents use it (notebook 03).
+    """
+    if not isinstance(arguments, dict):
+        raise ToolArgumentError(f"Arguments for {name} must be a JSON object, got {type(arguments).__name__}.")
+    allowed = list(model.model_fields)
+    try:
+        values = model.model_validate(arguments)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors()[:3]:
+            where = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
+            if err.get("type") == "extra_forbidden":
+                problems.append(f"{where} is not an argument of {name}")
+            elif err.get("type") == "missing":
+                problems.append(f"{name} needs argument {where!r}")
+            else:
+                problems.append(f"argument {where}={err.get('input')!r} is invalid: {err.get('msg')}")
+        raise ToolArgumentError(f"{name}: " + "; ".join(problems) + f" ({name} takes {allowed}).") from None
+    if schema is not None:
+        import jsonschema
+
+        try:
+            jsonschema.validate(values.model_dump(mode="json"), schema)
+        except jsonschema.ValidationError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "arguments"
+            raise ToolArgumentError(f"{name}: {where}: {exc.message}.") from None
+    keys = allowed if with_defaults else [k for k in allowed if k in values.model_fields_set]
+    return {k: getattr(values, k) for k in keys}
+
+
+@lru_cache(maxsize=None)
+def _catalog_model(name: str) -> type[BaseModel]:
+    return argument_model(getattr(Shop, name))
+
+
 def validate_arguments(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """Check `arguments` against tool `name`'s schema; return the coerced values or raise ToolArgumentError."""
     if name not in TOOL_NAMES:
         raise ToolArgumentError(f"Unknown tool {name!r}; the catalog has {list(TOOL_NAMES)}.")
-    if not isinstance(arguments, dict):
-        raise ToolArgumentError(f"Arguments for {name} must be a JSON object, got {type(arguments).__name__}.")
-    fn = getattr(Shop, name)
-    sig = inspect.signature(fn)
-    hints = get_type_hints(fn, include_extras=True)
-    allowed = [p for p in sig.parameters if p != "self"]
-    extra = set(arguments) - set(allowed)
-    if extra:
-        raise ToolArgumentError(f"{name} takes {allowed}, not {sorted(extra)}.")
-    out: dict[str, Any] = {}
-    for pname in allowed:
-        param = sig.parameters[pname]
-        if pname not in arguments:
-            if param.default is inspect.Parameter.empty:
-                raise ToolArgumentError(f"{name} needs argument {pname!r}.")
-            continue
-        try:
-            out[pname] = TypeAdapter(hints[pname]).validate_python(arguments[pname])
-        except ValidationError as exc:
-            msg = exc.errors()[0].get("msg", str(exc))
-            raise ToolArgumentError(f"{name}: argument {pname}={arguments[pname]!r} is invalid: {msg}.") from None
-    return out
+    return check_arguments(name, _catalog_model(name), arguments, with_defaults=False)
 
 
 # Arguments a user states word for word (copied, not converted): the extractive decoding constraint

@@ -124,6 +124,7 @@ class CountingRuntime:
     def __init__(self, runtime: Any) -> None:
         self.runtime = runtime
         self.requests: list[list[dict[str, Any]]] = []
+        self.answered_by: list[str] = []  # `answered_by` of each reply the real runtime returned
         self.name = runtime.name
 
     @property
@@ -132,7 +133,9 @@ class CountingRuntime:
 
     def chat(self, messages, tools=None, **kw):
         self.requests.append(json.loads(json.dumps(messages, default=str)))
-        return self.runtime.chat(messages, tools, **kw)
+        res = self.runtime.chat(messages, tools, **kw)
+        self.answered_by.append(res.answered_by)
+        return res
 
 
 def check_loop(agent_loop: Callable[..., dict[str, Any]], runtime: Any, n: int = 4) -> None:
@@ -146,13 +149,18 @@ def check_loop(agent_loop: Callable[..., dict[str, Any]], runtime: Any, n: int =
     shop = shop_copy("lab03-check")
     box = ToolBox.from_shop(shop)
     answered = 0
+    seen: list[str] = []
     try:
         for c in cases:
             turn = c["turns"][0]
             rt = CountingRuntime(runtime)
             out = agent_loop(rt, box, turn["user"], max_steps=3)
-            assert isinstance(out, dict) and {"answer", "steps", "calls"} <= set(out), \
-                "return {'answer': str or None, 'steps': model calls made, 'calls': [(name, arguments, result)]}"
+            assert isinstance(out, dict) and {"answer", "steps", "calls", "answered_by"} <= set(out), \
+                ("return {'answer': str or None, 'steps': model calls made, 'calls': [(name, arguments, result)], "
+                 "'answered_by': res.answered_by}")
+            assert out["answered_by"] == (rt.answered_by[-1] if rt.answered_by else None), \
+                "'answered_by' should be res.answered_by of the last reply (e.g. 'embedded/<model>')"
+            seen.extend(rt.answered_by)
             assert out["steps"] == len(rt.requests) <= 3, \
                 f"'steps' should count the model calls ({len(rt.requests)} made) and never exceed max_steps=3"
             if out["calls"]:
@@ -175,6 +183,7 @@ def check_loop(agent_loop: Callable[..., dict[str, Any]], runtime: Any, n: int =
         shop.close()
     assert answered >= 1, "none of the fresh requests got an answer: feed the tool result back and ask again"
     _ok(f"loop answered {answered}/{len(cases)} fresh requests with the real model and stops at max_steps")
+    print("answered by:", ", ".join(sorted(set(seen))))
 
 
 __all__ = ["check_schema", "check_validate_then_run", "check_loop", "CountingRuntime"]

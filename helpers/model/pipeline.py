@@ -63,6 +63,8 @@ def package_model(run_dir: str | Path, dst: str | Path | None = None, weights: s
     src = run_dir / weights
     if not (src / "model.safetensors").exists():
         raise FileNotFoundError(f"No trained weights in {src}: train first (`python -m helpers train-model`).")
+    old_record = dst / "train_record.json"
+    previous = json.loads(old_record.read_text()) if old_record.exists() else None
     shutil.rmtree(dst, ignore_errors=True)
     dst.mkdir(parents=True)
     for name in ("config.json", "generation_config.json", "model.safetensors"):
@@ -73,9 +75,13 @@ def package_model(run_dir: str | Path, dst: str | Path | None = None, weights: s
     shutil.copy2(run_dir / "tokenizer" / "tokenizer.model", dst / "tokenizer.model")
     record = run_dir / "train_record.json"
     if weights == "final" and record.exists():
-        shutil.copy2(record, dst / "train_record.json")
+        rec = json.loads(record.read_text())
     else:  # packaging a checkpoint: its record comes from the trainer state saved with it
-        (dst / "train_record.json").write_text(json.dumps(checkpoint_record(src), indent=1))
+        rec = checkpoint_record(src)
+    init_from = rec.get("config", {}).get("init_from")
+    if init_from and previous and Path(init_from).resolve() == dst.resolve():
+        rec["init_from_record"] = previous  # the run continued these weights: keep their history
+    (dst / "train_record.json").write_text(json.dumps(rec, indent=1))
     return dst
 
 
