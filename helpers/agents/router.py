@@ -302,14 +302,9 @@ def tier_files(out_dir: str | Path | None = None) -> dict[str, Path]:
         raise FileNotFoundError(f"No model at {f16}: restore data/gguf from git or run `python -m helpers export`.")
     if not q4.exists() or q4.stat().st_mtime < f16.stat().st_mtime:  # (re)make it when the model changed
         tmp = out / f".{q4.name}.{os.getpid()}.tmp"
-        try:
-            from helpers.quant.quantize import quantize
+        from helpers.quant.quantize import quantize
 
-            quantize(f16, tmp, "Q4_K_M")
-        except ImportError:
-            from helpers.model.export import quantize_gguf
-
-            quantize_gguf(f16, tmp, "Q4_K_M")
+        quantize(f16, tmp, "Q4_K_M")
         os.replace(tmp, q4)  # atomic: a process that has the old file open keeps reading it intact
     return {"lightweight": q4, "balanced": q8 if q8.exists() else f16, "capable": f16}
 
