@@ -11,7 +11,7 @@ import json
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def _as_number(v: Any) -> float | None:
@@ -48,19 +48,26 @@ def case_passes(expected: dict[str, Any] | None, predicted: dict[str, Any] | Non
     return all(k in pargs and values_equal(v, pargs[k]) for k, v in (expected.get("arguments") or {}).items())
 
 
-def load_cases(path: str | Path) -> list[dict[str, Any]]:
-    """Read an eval file; raise a clear error naming the line that is not a valid case."""
+def iter_jsonl(path: str | Path, missing: str) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) for each non-blank line of a JSONL file; `missing` is the error text when
+    the file does not exist, and a broken line is a ValueError naming it."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"No eval file at {path}. The workbook's dev set is data/eval/dev.jsonl.")
-    cases = []
+        raise FileNotFoundError(missing)
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            case = json.loads(line)
+            value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}:{n}: not valid JSON ({exc.msg}).") from None
+        yield n, value
+
+
+def load_cases(path: str | Path) -> list[dict[str, Any]]:
+    """Read an eval file; raise a clear error naming the line that is not a valid case."""
+    cases = []
+    for n, case in iter_jsonl(path, f"No eval file at {path}. The workbook's dev set is data/eval/dev.jsonl."):
         if not isinstance(case, dict) or not isinstance(case.get("messages"), list) or "expected" not in case:
             raise ValueError(f"{path}:{n}: a case needs 'messages' (a list) and 'expected' (an object or null).")
         exp = case["expected"]

@@ -149,28 +149,22 @@ def agent_cases(n: int = 100, seed: int = 123, two_request_share: float = 0.2,
 
 def write_cases(cases: list[dict[str, Any]], path: str | Path) -> Path:
     """Write cases as JSON lines."""
+    from helpers.data.synth import write_jsonl
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for c in cases:
-            f.write(json.dumps(c, ensure_ascii=False) + "\n")
+    write_jsonl(cases, str(path))
     return path
 
 
 def load_agent_cases(path: str | Path) -> list[dict[str, Any]]:
     """Read an agent eval file; a clear error names the line that is not a valid case."""
+    from helpers.eval import iter_jsonl
+
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No agent eval file at {path}. The workbook's set is {DEFAULT_PATH} "
-                                "(rebuild it with `python -m helpers.agents.evaluate --write`).")
     cases = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            case = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{n}: not valid JSON ({exc.msg}).") from None
+    for n, case in iter_jsonl(path, f"No agent eval file at {path}. The workbook's set is {DEFAULT_PATH} "
+                                    "(rebuild it with `python -m helpers eval-agent --write`)."):
         turns = case.get("turns") if isinstance(case, dict) else None
         if not isinstance(turns, list) or not turns or not all(
                 isinstance(t, dict) and isinstance(t.get("user"), str) and isinstance(t.get("expected_tool"), str)

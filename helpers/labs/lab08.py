@@ -25,42 +25,38 @@ def _fresh(seed: int, n_blocks: int = 64) -> np.ndarray:
     return x.astype(np.float16).astype(np.float32)  # f16 values, as in the model file
 
 
-def check_q8_0(quantize_fn: Callable, dequantize_fn: Callable, seed: int = 8) -> None:
-    """Lab 08, task 1: Q8_0 quantize/dequantize of one block of 32 matches ggml's reference."""
+def _check_format(name: str, quantize_fn: Callable, dequantize_fn: Callable, seed: int, scale_hint: str,
+                  value_hint: str, dequant_hint: str) -> None:
+    """Compare a learner's block quantize/dequantize with the reference of `name` on fresh blocks."""
+    ref_q = getattr(blocks, f"quantize_{name.lower()}")
+    ref_dq = getattr(blocks, f"dequantize_{name.lower()}")
     x = _fresh(seed)
     for i, block in enumerate(x):
         d, q = quantize_fn(block.copy())
-        want_d, want_q = blocks.quantize_q8_0(block)
-        assert np.float16(d) == want_d[0], (f"block {i}: scale {float(d)} != {float(want_d[0])}; use d = max|x| / 127 "
-                                            "in float32, stored as float16")
-        q = np.asarray(q)
-        assert q.shape == (32,), f"return 32 integers per block, got shape {q.shape}"
-        bad = np.flatnonzero(q.astype(np.int32) != want_q[0].astype(np.int32))
-        assert not len(bad), (f"block {i}: value {x[i, bad[0]]} -> {q[bad[0]]}, expected {want_q[0][bad[0]]}; round "
-                              "halves away from zero like C's roundf (np.round rounds them to even), in float32")
-        back = np.asarray(dequantize_fn(d, q), np.float32)
-        assert np.allclose(back, blocks.dequantize_q8_0(want_d, want_q), rtol=0, atol=1e-7), \
-            "dequantize: multiply the float16 scale (as float32) by the integers"
-    _ok(f"Q8_0 matches ggml's reference on {len(x)} fresh blocks (zero block and outlier included)")
-
-
-def check_q4_0(quantize_fn: Callable, dequantize_fn: Callable, seed: int = 4) -> None:
-    """Lab 08, task 2: Q4_0 quantize/dequantize of one block of 32 matches ggml's reference."""
-    x = _fresh(seed)
-    for i, block in enumerate(x):
-        d, q = quantize_fn(block.copy())
-        want_d, want_q = blocks.quantize_q4_0(block)
-        assert np.float16(d) == want_d[0], (f"block {i}: scale {float(d)} != {float(want_d[0])}; d = m / -8 where m "
-                                            "is the value with the largest magnitude, sign kept")
+        want_d, want_q = ref_q(block)
+        assert np.float16(d) == want_d[0], f"block {i}: scale {float(d)} != {float(want_d[0])}; {scale_hint}"
         q = np.asarray(q)
         assert q.shape == (32,), f"return 32 values per block, got shape {q.shape}"
         bad = np.flatnonzero(q.astype(np.int32) != want_q[0].astype(np.int32))
         assert not len(bad), (f"block {i}: value {x[i, bad[0]]} -> {q[bad[0]]}, expected {want_q[0][bad[0]]}; "
-                              "nibble = min(15, trunc(x / d + 8.5)), in float32")
+                              f"{value_hint}")
         back = np.asarray(dequantize_fn(d, q), np.float32)
-        assert np.allclose(back, blocks.dequantize_q4_0(want_d, want_q), rtol=0, atol=1e-7), \
-            "dequantize: float16 scale * (nibble - 8)"
-    _ok(f"Q4_0 matches ggml's reference on {len(x)} fresh blocks (zero block and outlier included)")
+        assert np.allclose(back, ref_dq(want_d, want_q), rtol=0, atol=1e-7), f"dequantize: {dequant_hint}"
+    _ok(f"{name} matches ggml's reference on {len(x)} fresh blocks (zero block and outlier included)")
+
+
+def check_q8_0(quantize_fn: Callable, dequantize_fn: Callable, seed: int = 8) -> None:
+    """Lab 08, task 1: Q8_0 quantize/dequantize of one block of 32 matches ggml's reference."""
+    _check_format("Q8_0", quantize_fn, dequantize_fn, seed, "use d = max|x| / 127 in float32, stored as float16",
+                  "round halves away from zero like C's roundf (np.round rounds them to even), in float32",
+                  "multiply the float16 scale (as float32) by the integers")
+
+
+def check_q4_0(quantize_fn: Callable, dequantize_fn: Callable, seed: int = 4) -> None:
+    """Lab 08, task 2: Q4_0 quantize/dequantize of one block of 32 matches ggml's reference."""
+    _check_format("Q4_0", quantize_fn, dequantize_fn, seed,
+                  "d = m / -8 where m is the value with the largest magnitude, sign kept",
+                  "nibble = min(15, trunc(x / d + 8.5)), in float32", "float16 scale * (nibble - 8)")
 
 
 def check_block_errors(fn: Callable, seed: int = 32) -> None:
