@@ -16,11 +16,11 @@ from typing import Any, Iterator
 
 
 def default_threads() -> int:
-    """CPU threads for in-process llama.cpp: EDGEAI_THREADS, default 1 (`doctor` and notebook 00 print it).
+    """CPU threads for in-process llama.cpp: EDGEAI_THREADS, default 1 (`doctor` prints it).
 
-    The workbook's 3.7 M-parameter model is dominated by per-token overhead: on the 2-core machine a
-    second thread did not make it faster, and made each request 10-100x slower whenever another process
-    (a training run, a second notebook) used a core. Raise it for bigger models.
+    A robustness choice for 2-core machines: on an idle one a second thread makes the workbook's model about
+    25 % faster per request, but when another process keeps a core busy, two threads wait on each other and
+    each request gets slower than with one (README, section Runtimes, has the measured figures).
     """
     return max(1, int(os.environ.get("EDGEAI_THREADS", "1")))
 
