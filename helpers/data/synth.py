@@ -62,8 +62,10 @@ Clermont-Ferrand|Castellón de la Plana|Sankt Gallen|Rio Grande|Bad Homburg|San 
 
 _SYL_ONSET = ["", "b", "br", "c", "ch", "d", "dr", "f", "g", "gr", "h", "j", "k", "kl", "l", "m", "n", "p",
               "pr", "qu", "r", "s", "sh", "st", "t", "tr", "v", "w", "y", "z", "th", "x", "sk", "sl", "gl"]
-_SYL_VOWEL = ["a", "e", "i", "o", "u", "ai", "ea", "ou", "y", "ie", "oa", "ä", "ö", "ü", "é", "å", "ø", "í"]
-_SYL_CODA = ["", "", "", "n", "r", "s", "l", "m", "t", "k", "nd", "rg", "sk", "x", "th", "ng", "ck"]
+_SYL_VOWEL = ["a", "e", "i", "o", "u", "ai", "ea", "ou", "y", "ie", "oa", "ä", "ö", "ü", "é", "å", "ø", "í",
+              "ó", "á", "ú", "ê", "ã", "ő"]
+_SYL_CODA = ["", "", "", "n", "r", "s", "l", "m", "t", "k", "nd", "rg", "sk", "x", "th", "ng", "ck", "š", "ñ",
+             "ł", "č", "ç", "ß"]
 _CITY_WORDS = ["San", "Santa", "Port", "New", "Saint", "Fort", "Bad", "Lake", "North", "South", "East", "West",
                "Upper", "Little", "Great", "Mount", "El", "La", "Los", "Las", "Nova", "Novo", "Villa"]
 _CITY_SUFFIX = ["City", "Town", "Bay", "Falls", "Springs", "Harbor", "Heights", "Beach", "Valley", "Hills",
@@ -87,8 +89,10 @@ def random_city(rng: random.Random) -> str:
         name = _word(rng) + " " + rng.choice(_CITY_SUFFIX)
     elif r < 0.88:
         name = _word(rng) + "-" + rng.choice(["en", "sur", "le", "upon", "am", "de"]) + "-" + _word(rng, 1, 2)
-    elif r < 0.95:
+    elif r < 0.91:
         name = _word(rng, 1, 2) + " " + _word(rng, 1, 2)
+    elif r < 0.95:  # lowercase particles inside a name: the span does not end at the first small word
+        name = f"{_word(rng)} {rng.choice(['de', 'de la', 'del', 'do', 'am', 'an der', 'on', 'la', 'di'])} {_word(rng)}"
     else:  # random letters: pure copying
         n = rng.randint(3, 12)
         name = "".join(rng.choice(string.ascii_lowercase) for _ in range(n)).capitalize()
@@ -170,15 +174,23 @@ printer cable screen folder account invoice parcel badge ticket server module dr
 """.split()
 
 
+def _free_words(rng: random.Random, lo: int, hi: int) -> str:
+    """Known words mixed with invented ones: a text the model can only reproduce by copying it."""
+    return " ".join(rng.choice(_COPY_WORDS) if rng.random() < 0.6 else _word(rng).lower()
+                    for _ in range(rng.randint(lo, hi)))
+
+
 def random_issue(rng: random.Random) -> str:
     """A made-up support issue (training only)."""
     r = rng.random()
-    if r < 0.3:
+    if r < 0.2:
         return rng.choice(ISSUES)
+    if r < 0.6:
+        thing = rng.choice(_ISSUE_THINGS) if rng.random() < 0.75 else _word(rng).lower()
+        return f"{rng.choice(_ISSUE_OWNERS)} {thing} {rng.choice(_ISSUE_PROBLEMS)}{rng.choice(_ISSUE_TAILS)}"
     if r < 0.75:
-        return (f"{rng.choice(_ISSUE_OWNERS)} {rng.choice(_ISSUE_THINGS)} {rng.choice(_ISSUE_PROBLEMS)}"
-                f"{rng.choice(_ISSUE_TAILS)}")
-    return " ".join(rng.choice(_COPY_WORDS) for _ in range(rng.randint(2, 6)))
+        return " ".join(rng.choice(_COPY_WORDS) for _ in range(rng.randint(2, 6)))
+    return f"{rng.choice(_ISSUE_OWNERS)} {_free_words(rng, 2, 7)}"
 
 
 def random_reason(rng: random.Random) -> str:
@@ -188,9 +200,11 @@ def random_reason(rng: random.Random) -> str:
         return rng.choice(REASONS)
     if r < 0.6:
         return f"{rng.choice(_REASON_PARTS['open'])} {rng.choice(_REASON_PARTS['thing'])}"
-    if r < 0.75:
+    if r < 0.7:
         return rng.choice(_REASON_PARTS["plain"])
-    return " ".join(rng.choice(_COPY_WORDS) for _ in range(rng.randint(2, 6)))
+    if r < 0.8:
+        return " ".join(rng.choice(_COPY_WORDS) for _ in range(rng.randint(2, 6)))
+    return f"{rng.choice(['a', 'an', 'the', 'my', 'a question about', 'a problem with'])} {_free_words(rng, 1, 6)}"
 
 
 _DEV_TEXTS = {t.casefold() for t in ISSUES_DEV + REASONS_DEV}
@@ -269,6 +283,12 @@ T: dict[str, dict[str, list[str]]] = {
             "give me the weather of {city}", "can you check the weather in {city} for me",
             "what should I wear in {city} today, how's the weather", "{city}: weather?",
             "how warm is {city} today", "weather at {city}", "do I need a jacket in {city}?",
+            "is it raining in {city} this afternoon", "how's the weather in {city} this week?",
+            "is {city} sunny today", "is {city} cold right now", "is {city} warm this weekend?",
+            "forecast for {city} for tomorrow", "any storms near {city} tonight?", "{city} weather today please",
+            "is it windy in {city} at present", "weather in {city} currently", "is {city} rainy or sunny",
+            "temperature over {city} this morning", "what's the sky like above {city} now",
+            "I'm travelling to {city} tomorrow, is it cold there?", "heading to {city}, what's the forecast",
         ],
         "dev": [
             "conditions outside in {city} at the moment?", "I'm flying to {city}, skies clear there?",
@@ -493,6 +513,60 @@ OUT_OF_DOMAIN = [
     "what's the area of a square with side 4?", "order a pizza for me", "how many legs does a spider have",
     "sing me a song", "what's your favourite colour", "how far is the moon",
 ]
+# Compositional no-tool requests and social phrases (training only): a request that merely mentions a
+# season, a number or a place is still outside the tools; a short social phrase never calls a tool.
+_OOD_ASK = ["write", "compose", "give me", "tell me", "make up", "draft", "send me", "can you write", "I'd like",
+            "create", "invent"]
+_OOD_THING = ["a poem", "a story", "a joke", "a limerick", "a song", "a riddle", "a short essay", "a fun fact",
+              "a sonnet", "a slogan", "a speech", "a bedtime story", "a toast", "a quiz", "some trivia"]
+_OOD_TOPIC = ["the sea", "cats", "winter", "love", "space", "football", "history", "coffee", "mountains", "rain",
+              "a dragon", "friendship", "the moon", "summer", "my dog", "pizza", "robots", "the weather", "trains",
+              "spring", "the night sky", "a storm", "my boss", "the ocean", "birthdays", "snow", "the sun"]
+_OOD_PATTERNS = [
+    "{ask} {thing} about {topic}", "which {item} is the best", "recommend a {item}", "what {item} should I buy",
+    "how does a {mech} work", "explain how a {mech} works", "why is the sky blue", "who invented the {mech}",
+    "what is the capital of {country}", "how many people live in {country}", "book a {booking} for {when}",
+    "order {food} for {n} people", "what is {a} plus {b}", "what is {a} times {b}", "how many grams in a pound",
+    "how do I {activity}", "teach me to {activity}", "find me a {booking} near {country}", "play {music}",
+    "set an alarm for {when}", "remind me to {activity} {when}", "what's your opinion on {topic}",
+]
+_OOD_FILL = {
+    "item": ["phone", "laptop for students", "movie", "book", "pizza topping", "holiday destination", "diet",
+             "video game", "car", "board game", "running shoe", "podcast"],
+    "mech": ["rainbow", "engine", "fridge", "microwave", "solar panel", "telescope", "compass", "rocket", "bicycle"],
+    "country": ["Peru", "Norway", "Kenya", "Japan", "Chile", "Ghana", "Nepal", "Canada", "Egypt", "Mexico"],
+    "booking": ["taxi", "hotel room", "haircut", "cinema ticket", "train seat", "massage", "dentist appointment"],
+    "when": ["tonight", "friday", "tomorrow at noon", "next week", "7am", "the weekend"],
+    "food": ["sushi", "burgers", "tacos", "noodles", "a cake", "sandwiches"],
+    "activity": ["knit", "swim", "learn guitar", "cook rice", "meditate", "save money", "sleep better",
+                 "water the plants", "call my mum"],
+    "music": ["some jazz", "my playlist", "relaxing music", "the radio"],
+}
+_GREET_HEADS = ["hi", "hello", "hey", "hiya", "howdy", "greetings", "good morning", "good evening",
+                "good afternoon", "morning", "evening", "hey hey", "hi hi", "yo", "ahoy"]
+_GREET_TAILS = ["", "", "", " there", " to you", " everyone", " friend", "!", " :)", " bot", " all", " again"]
+_THANKS_HEADS = ["", "", "great, ", "perfect, ", "lovely, ", "awesome, ", "super, ", "ok ", "nice, ", "cool, ",
+                 "wonderful, ", "excellent, "]
+_THANKS_CORE = ["thanks", "thank you", "cheers", "many thanks", "thanks so much", "appreciate it",
+                "thanks a bunch", "much obliged", "thank you so much", "you're a star", "that helps", "grateful"]
+
+
+def random_ood(rng: random.Random) -> str:
+    """An invented out-of-domain request (training only)."""
+    pattern = rng.choice(_OOD_PATTERNS)
+    slots = {k: rng.choice(v) for k, v in _OOD_FILL.items()}
+    slots.update(ask=rng.choice(_OOD_ASK), thing=rng.choice(_OOD_THING), topic=rng.choice(_OOD_TOPIC),
+                 n=str(rng.randint(2, 12)), a=str(rng.randint(2, 99)), b=str(rng.randint(2, 99)))
+    return pattern.format(**slots)
+
+
+def random_social(rng: random.Random, kind: str) -> str:
+    """An invented greeting or thanks (training only)."""
+    if kind == "greet":
+        return rng.choice(_GREET_HEADS) + rng.choice(_GREET_TAILS)
+    return rng.choice(_THANKS_HEADS) + rng.choice(_THANKS_CORE) + rng.choice(["", "", "!", " :)", "."])
+
+
 OUT_OF_DOMAIN_DEV = ["who painted the mona lisa?", "give me a haiku about autumn", "how do volcanoes form",
                      "what's the best programming language", "convert 10 miles to km", "reserve a table for two"]
 
@@ -858,15 +932,19 @@ class DialogueGenerator(DialogueSampler):
 
     def _text_reply(self, kind: str) -> tuple[str, str]:
         rng = self.rng
+        invent = self.split == "train" and rng.random() < 0.5  # a compositional phrase (training only)
         if kind == "greet":
-            return self.fill(self.pick(GREETINGS, GREETINGS_DEV), {}, wrap=False), rng.choice(REPLY_GREET)
+            said = random_social(rng, kind) if invent else self.pick(GREETINGS, GREETINGS_DEV)
+            return self.fill(said, {}, wrap=False), rng.choice(REPLY_GREET)
         if kind == "thanks":
-            return self.fill(self.pick(THANKS, THANKS_DEV), {}, wrap=False), rng.choice(REPLY_THANKS)
+            said = random_social(rng, kind) if invent else self.pick(THANKS, THANKS_DEV)
+            return self.fill(said, {}, wrap=False), rng.choice(REPLY_THANKS)
         if kind == "bye":
             return self.fill(rng.choice(BYES), {}, wrap=False), rng.choice(REPLY_BYE)
         if kind == "smalltalk":
             return self.fill(rng.choice(SMALLTALK), {}, wrap=False), rng.choice(REPLY_SMALLTALK)
-        return self.fill(self.pick(OUT_OF_DOMAIN, OUT_OF_DOMAIN_DEV), {}), rng.choice(REPLY_OOD)
+        said = random_ood(rng) if invent else self.pick(OUT_OF_DOMAIN, OUT_OF_DOMAIN_DEV)
+        return self.fill(said, {}), rng.choice(REPLY_OOD)
 
     def _tool_turn(self, msgs: list[dict[str, Any]], tool: str, n: int, frame: str,
                    missing: bool = False) -> None:
