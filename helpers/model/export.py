@@ -108,22 +108,54 @@ def quantize_gguf(src: str | Path, dst: str | Path, qtype: str, threads: int = 2
     return dst
 
 
-def hf_to_onnx_genai(hf_dir: str | Path, out_dir: str | Path, precision: str = "int4") -> Path:
-    """Build an ONNX Runtime GenAI model folder (`int4` or `fp32`) with onnxruntime-genai's model builder."""
-    if precision not in ("int4", "fp32", "fp16", "int8"):
-        raise ValueError(f"precision must be int4, int8, fp16 or fp32, not {precision!r}")
-    out_dir = Path(out_dir)
-    cache = BUILD / "cache" / f"ortgenai-{precision}"
-    tmp = out_dir.with_name(out_dir.name + ".tmp")  # the shipped folder is replaced only on success
+def hf_to_onnx_genai(hf_dir: str | Path, out_dir: str | Path, precision: str = "int4",
+                     execution_provider: str = "cpu", cache_dir: str | Path | None = None) -> Path:
+    """Build an ONNX Runtime GenAI model folder with onnxruntime-genai's model builder, in this process.
+
+    The same as `python -m onnxruntime_genai.models.builder -i hf_dir -o out_dir -p precision -e
+    execution_provider`, without a second import of torch and transformers (seconds on a small machine)
+    and without the builder's per-MatMul log lines. `out_dir` is replaced only when the build succeeds.
+    The builder writes its own tokenizer_config.json without the chat template, so the model's own file
+    is copied over it.
+    """
+    import contextlib
+    import io
+    import logging
+
+    from helpers.quant.onnx import check_genai_folder
+
+    hf_dir, out_dir = Path(hf_dir), Path(out_dir)
+    if not (hf_dir / "config.json").exists():
+        raise FileNotFoundError(f"No transformers model at {hf_dir} (no config.json): pass a folder written by "
+                                "save_pretrained, such as helpers.paths.MODEL_DIR.")
+    if precision not in ("fp32", "fp16", "bf16", "int8", "int4"):
+        raise ValueError(f"precision must be fp32, fp16, bf16, int8 or int4, not {precision!r}.")
+    cache = Path(cache_dir) if cache_dir else BUILD / "cache" / f"ortgenai-{out_dir.name}-{precision}"
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf_dir), "-o", str(tmp),
-           "-p", precision, "-e", "cpu", "-c", str(cache)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    shutil.rmtree(cache, ignore_errors=True)
-    if res.returncode != 0 or not (tmp / "genai_config.json").exists():
+    log = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))  # importing the builder sets the root logger to INFO: undo that after
+    logging.disable(logging.INFO)  # the int4 quantizer logs every MatMul at INFO
+    try:
+        from onnxruntime_genai.models.builder import create_model, parse_extra_options
+
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            extra = parse_extra_options(None, str(hf_dir), str(tmp), precision, execution_provider, str(cache), [])
+            create_model(None, str(hf_dir), str(tmp), precision, execution_provider, str(cache), **extra)
+    except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ExportError(f"ONNX Runtime GenAI builder failed ({' '.join(cmd)}):\n{res.stderr[-3000:]}")
+        raise ExportError(f"The ORT GenAI builder failed for {hf_dir} ({precision}, {execution_provider}): {exc}\n"
+                          f"{log.getvalue()[-2000:]}") from exc
+    finally:
+        logging.disable(logging.NOTSET)
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+        shutil.rmtree(cache, ignore_errors=True)
+    if (hf_dir / "tokenizer_config.json").exists():
+        shutil.copy2(hf_dir / "tokenizer_config.json", tmp / "tokenizer_config.json")
+    check_genai_folder(tmp)
     shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    os.replace(tmp, out_dir)
     return out_dir

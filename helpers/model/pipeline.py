@@ -126,9 +126,7 @@ def export_all(run_dir: str | Path | None = None, log=print) -> dict[str, Any]:
     f16 = step("gguf-f16", hf_to_gguf, MODEL_DIR, GGUF_DIR / "edge-slm-f16.gguf", "f16")
     step("gguf-q8_0", quantize_gguf, f16, GGUF_DIR / "edge-slm-q8_0.gguf", "Q8_0")
     for precision in ("int4", "fp32"):
-        out = step(f"onnx-{precision}", hf_to_onnx_genai, MODEL_DIR, ONNX_DIR / precision, precision)
-        # the builder writes its own tokenizer_config.json without the chat template: use ours
-        shutil.copy2(MODEL_DIR / "tokenizer_config.json", out / "tokenizer_config.json")
+        step(f"onnx-{precision}", hf_to_onnx_genai, MODEL_DIR, ONNX_DIR / precision, precision)
     EVAL_DIR.mkdir(parents=True, exist_ok=True)
     step("dev-set", lambda: write_jsonl(eval_cases(300, seed=123), str(EVAL_DIR / "dev.jsonl")) or EVAL_DIR / "dev.jsonl")
     doc = write_manifest()

@@ -78,53 +78,11 @@ def model_bytes(folder: str | Path) -> int:
 
 def build_genai(hf_dir: str | Path, out_dir: str | Path, precision: str = "int4", execution_provider: str = "cpu",
                 cache_dir: str | Path | None = None) -> Path:
-    """Notebook 10: run the ORT GenAI model builder in this process (what `python -m onnxruntime_genai.models.builder
-    -i hf_dir -o out_dir -p precision -e execution_provider` does), quietly, replacing `out_dir` on success.
+    """Notebook 10: run the ORT GenAI model builder (`helpers.model.export.hf_to_onnx_genai`, the same
+    function the export command uses) for `precision` and `execution_provider`."""
+    from helpers.model.export import hf_to_onnx_genai
 
-    In-process saves the second import of torch and transformers that the command line pays (seconds on a
-    small machine); `helpers.model.export.hf_to_onnx_genai` is the command-line twin. The builder writes its
-    own tokenizer_config.json without the chat template, so the model's own file is copied over it.
-    """
-    import contextlib
-    import io
-    import logging
-
-    hf_dir, out_dir = Path(hf_dir), Path(out_dir)
-    if not (hf_dir / "config.json").exists():
-        raise FileNotFoundError(f"No transformers model at {hf_dir} (no config.json): pass a folder written by "
-                                "save_pretrained, such as helpers.paths.MODEL_DIR.")
-    if precision not in ("fp32", "fp16", "bf16", "int8", "int4"):
-        raise ValueError(f"precision must be fp32, fp16, bf16, int8 or int4, not {precision!r}.")
-    from helpers.paths import BUILD
-
-    cache = Path(cache_dir) if cache_dir else BUILD / "cache" / f"nb10-builder-{out_dir.name}-{precision}"
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    log = io.StringIO()
-    root = logging.getLogger()
-    saved = (root.level, list(root.handlers))  # importing the builder sets the root logger to INFO: undo that after
-    logging.disable(logging.INFO)  # the int4 quantizer logs every MatMul at INFO
-    try:
-        from onnxruntime_genai.models.builder import create_model, parse_extra_options
-
-        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            extra = parse_extra_options(None, str(hf_dir), str(tmp), precision, execution_provider, str(cache), [])
-            create_model(None, str(hf_dir), str(tmp), precision, execution_provider, str(cache), **extra)
-    except Exception as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise RuntimeError(f"The ORT GenAI builder failed for {hf_dir} ({precision}, {execution_provider}): {exc}\n"
-                           f"{log.getvalue()[-2000:]}") from exc
-    finally:
-        logging.disable(logging.NOTSET)
-        root.setLevel(saved[0])
-        root.handlers[:] = saved[1]
-        shutil.rmtree(cache, ignore_errors=True)
-    if (hf_dir / "tokenizer_config.json").exists():
-        shutil.copy2(hf_dir / "tokenizer_config.json", tmp / "tokenizer_config.json")
-    check_genai_folder(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp, out_dir)
-    return out_dir
+    return hf_to_onnx_genai(hf_dir, out_dir, precision, execution_provider, cache_dir)
 
 
 def quantize_int8(src_dir: str | Path, dst_dir: str | Path, per_channel: bool = False) -> Path:
