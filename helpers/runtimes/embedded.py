@@ -98,22 +98,12 @@ class EmbeddedRuntime(Runtime):
 
     def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
                temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> Iterator[StreamEvent]:
-        from helpers.runtimes.openai_compat import result_from_chunks
         from helpers.runtimes.llama_chat import chat_completion_stream
+        from helpers.runtimes.openai_compat import stream_events
 
-        timer = Timer()
-        chunks = []
-        for ch in chat_completion_stream(self.llama, messages, tools, temperature=temperature,
-                                         max_tokens=max_tokens, seed=seed, model=self.model,
-                                         grammar=self._grammar(tools, messages)):
-            chunks.append(ch)
-            delta = ch["choices"][0]["delta"].get("content")
-            if delta:
-                timer.mark_first()
-                yield StreamEvent(delta=delta)
-        res = result_from_chunks(chunks, self.name, self.model, tools)
-        res.ttft_s, res.total_s = timer.first, timer.elapsed
-        yield StreamEvent(result=res)
+        chunks = chat_completion_stream(self.llama, messages, tools, temperature=temperature, max_tokens=max_tokens,
+                                        seed=seed, model=self.model, grammar=self._grammar(tools, messages))
+        yield from stream_events(chunks, self.name, self.model, tools)
 
     def close(self) -> None:
         if self._llama is not None:

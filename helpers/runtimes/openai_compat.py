@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from helpers.runtimes.base import (Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, Timer,
                                    ToolCall, validate_call)
@@ -53,6 +53,25 @@ def decode_calls(raw_calls: list[Any], tools: list[dict[str, Any]] | None) -> tu
             return calls, err
         calls.append(call)
     return calls, None
+
+
+def stream_events(chunks: Iterable[dict[str, Any]], runtime: str, model: str,
+                  tools: list[dict[str, Any]] | None) -> Iterator[StreamEvent]:
+    """Text deltas of streamed chat.completion.chunk dicts as they arrive, then the assembled ChatResult
+    (with time to first token): one streaming loop for every runtime that streams chunks."""
+    timer = Timer()
+    seen = []
+    for d in chunks:
+        if not d.get("choices"):
+            continue
+        seen.append(d)
+        delta = d["choices"][0]["delta"].get("content")
+        if delta:
+            timer.mark_first()
+            yield StreamEvent(delta=delta)
+    res = result_from_chunks(seen, runtime, model, tools)
+    res.ttft_s, res.total_s = timer.first, timer.elapsed
+    yield StreamEvent(result=res)
 
 
 def result_from_chunks(chunks: list[dict[str, Any]], runtime: str, model: str,
@@ -166,27 +185,19 @@ class OpenAICompatRuntime(Runtime):
                temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> Iterator[StreamEvent]:
         import openai
 
-        timer = Timer()
         kwargs: dict[str, Any] = {"model": self.model, "messages": _wire(messages), "temperature": temperature,
                                   "max_tokens": max_tokens, "seed": seed, "stream": True}
         if tools:
             kwargs["tools"] = tools
-        chunks = []
-        try:
-            for ch in self.client.chat.completions.create(**kwargs):
-                d = ch.model_dump()
-                if not d.get("choices"):
-                    continue
-                chunks.append(d)
-                delta = d["choices"][0]["delta"].get("content")
-                if delta:
-                    timer.mark_first()
-                    yield StreamEvent(delta=delta)
-        except openai.APIConnectionError as exc:
-            raise RuntimeUnavailable(f"{self.name}: lost the server at {self.base_url} ({exc})") from None
-        res = result_from_chunks(chunks, self.name, self.model, tools)
-        res.ttft_s, res.total_s = timer.first, timer.elapsed
-        yield StreamEvent(result=res)
+
+        def chunks() -> Iterator[dict[str, Any]]:
+            try:
+                for ch in self.client.chat.completions.create(**kwargs):
+                    yield ch.model_dump()
+            except openai.APIConnectionError as exc:
+                raise RuntimeUnavailable(f"{self.name}: lost the server at {self.base_url} ({exc})") from None
+
+        yield from stream_events(chunks(), self.name, self.model, tools)
 
     def close(self) -> None:
         if self._client is not None:
