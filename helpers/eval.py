@@ -104,7 +104,7 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 def predict(runtime, cases: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
-            progress: bool = False) -> list[dict[str, Any] | None]:
+            progress: bool = False, max_tokens: int = 96) -> list[dict[str, Any] | None]:
     """Greedy predictions of `runtime` on `cases`: the first tool call of each reply, or None."""
     from helpers.domain.tools import openai_tools
 
@@ -116,7 +116,7 @@ def predict(runtime, cases: list[dict[str, Any]], tools: list[dict[str, Any]] | 
 
         it = tqdm(cases, desc=f"eval on {runtime.name}", leave=False)
     for c in it:
-        res = runtime.chat(c["messages"], tools, temperature=0.0, max_tokens=96)
+        res = runtime.chat(c["messages"], tools, temperature=0.0, max_tokens=max_tokens)
         preds.append({"name": res.tool_calls[0].name, "arguments": res.tool_calls[0].arguments}
                      if res.tool_calls else None)
     return preds

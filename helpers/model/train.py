@@ -148,28 +148,17 @@ def _batches(tok, gen, cfg: TrainConfig, rng: random.Random) -> Iterator[tuple[A
 
 
 def greedy_eval(model, tok, cases: list[dict[str, Any]], max_new_tokens: int = 64) -> float:
-    """Exact match of greedy tool calls on `cases` (eval-toolcalls format), with transformers."""
-    import torch
+    """Exact match of greedy tool calls on `cases` (eval-toolcalls format), with transformers: the same
+    prompt rendering, reply parsing and scoring as `python -m helpers eval-toolcalls`."""
+    from helpers.eval import predict, summarize
+    from helpers.runtimes.reference import TransformersRuntime
 
-    from helpers.domain.tools import openai_tools
-    from helpers.eval import case_passes
-    from helpers.model.chat_format import parse_reply, render
-
-    tools = openai_tools()
     model.eval()
-    ok = 0
-    with torch.no_grad():
-        for c in cases:
-            prompt = render(c["messages"], tools, add_generation_prompt=True)
-            ids = tok(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
-            out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False,
-                                 eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
-            text = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=False)
-            parsed = parse_reply(text)
-            pred = parsed.tool_calls[0] if parsed.tool_calls else None
-            ok += case_passes(c.get("expected"), pred)
-    model.train()
-    return ok / max(1, len(cases))
+    try:
+        preds = predict(TransformersRuntime.from_loaded(model, tok), cases, max_tokens=max_new_tokens)
+    finally:
+        model.train()
+    return summarize(cases, preds)["exact_match"]
 
 
 def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | None = None,

@@ -70,6 +70,13 @@ class TransformersRuntime(_RenderedRuntime):
         self.model_dir = Path(model_dir) if model_dir else MODEL_DIR
         self._tok = self._model = None
 
+    @classmethod
+    def from_loaded(cls, model, tokenizer) -> "TransformersRuntime":
+        """A runtime around a model and tokenizer already in memory (e.g. during training)."""
+        rt = cls()
+        rt._model, rt._tok = model, tokenizer
+        return rt
+
     @property
     def model(self) -> str:
         return "edge-slm-hf"
