@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator
 
 from helpers.runtimes.base import (Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, Timer,
                                    ToolCall, validate_call)
+from helpers.runtimes.llama_chat import normalize_messages
 
 
 def http_get_json(url: str, timeout: float = 1.0, headers: dict[str, str] | None = None) -> Any:
@@ -155,15 +156,24 @@ class OpenAICompatRuntime(Runtime):
                                   max_retries=0)
         return self._client
 
+    def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, temperature: float,
+                 max_tokens: int, seed: int, stream: bool = False) -> dict[str, Any]:
+        """Keyword arguments of one chat.completions.create call (content None becomes "": llama.cpp's
+        server answers HTTP 500 to `content: null`)."""
+        kwargs: dict[str, Any] = {"model": self.model, "messages": normalize_messages(messages),
+                                  "temperature": temperature, "max_tokens": max_tokens, "seed": seed}
+        if stream:
+            kwargs["stream"] = True
+        if tools:
+            kwargs["tools"] = tools
+        return kwargs
+
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
              temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> ChatResult:
         import openai
 
         timer = Timer()
-        kwargs: dict[str, Any] = {"model": self.model, "messages": _wire(messages), "temperature": temperature,
-                                  "max_tokens": max_tokens, "seed": seed}
-        if tools:
-            kwargs["tools"] = tools
+        kwargs = self._request(messages, tools, temperature, max_tokens, seed)
         try:
             resp = self.client.chat.completions.create(**kwargs)
         except openai.APIConnectionError as exc:
@@ -185,10 +195,7 @@ class OpenAICompatRuntime(Runtime):
                temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> Iterator[StreamEvent]:
         import openai
 
-        kwargs: dict[str, Any] = {"model": self.model, "messages": _wire(messages), "temperature": temperature,
-                                  "max_tokens": max_tokens, "seed": seed, "stream": True}
-        if tools:
-            kwargs["tools"] = tools
+        kwargs = self._request(messages, tools, temperature, max_tokens, seed, stream=True)
 
         def chunks() -> Iterator[dict[str, Any]]:
             try:
@@ -203,17 +210,6 @@ class OpenAICompatRuntime(Runtime):
         if self._client is not None:
             self._client.close()
             self._client = None
-
-
-def _wire(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Messages as servers accept them: llama.cpp's server answers HTTP 500 to `content: null`."""
-    out = []
-    for m in messages:
-        m = dict(m)
-        if m.get("content") is None:
-            m["content"] = ""
-        out.append(m)
-    return out
 
 
 class VLLMRuntime(OpenAICompatRuntime):
