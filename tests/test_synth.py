@@ -78,3 +78,20 @@ def test_shipped_dev_set_is_the_generated_one():
 
     shipped = load_cases(EVAL_DIR / "dev.jsonl")
     assert shipped == eval_cases(len(shipped), seed=123)
+
+
+def test_invented_city_names_never_hit_a_held_out_city():
+    from helpers.data import synth
+
+    g = DialogueGenerator(split="train", seed=0)
+    made = iter(["Niš", "NIŠ", "Lausanne", "Brakstown"])
+    original = synth.random_city
+    synth.random_city = lambda rng: next(made)  # an invented name that happens to be a held-out city
+    try:
+        while True:
+            city = g.city()
+            if city.casefold() == "brakstown":
+                break
+            assert city.casefold() not in {c.casefold() for c in CITIES_DEV}
+    finally:
+        synth.random_city = original
