@@ -25,6 +25,7 @@ ARTEFACTS: dict[str, str] = {
     "onnx-fp32": "onnx/fp32/model.onnx.data",
     "dev-set": "eval/dev.jsonl",
     "agent-dev-set": "eval/agent_dev.jsonl",
+    "fresh-set": "eval/fresh.jsonl",
     "shop-db": "shop.sqlite",
 }
 

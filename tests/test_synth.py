@@ -95,3 +95,19 @@ def test_invented_city_names_never_hit_a_held_out_city():
             assert city.casefold() not in {c.casefold() for c in CITIES_DEV}
     finally:
         synth.random_city = original
+
+
+def test_hand_written_fresh_set_is_valid_and_outside_the_generator():
+    """data/eval/fresh.jsonl: 95 cases written by hand, a second held-out estimate beside the dev set."""
+    from helpers.paths import EVAL_DIR
+
+    cases = load_cases(EVAL_DIR / "fresh.jsonl")
+    assert len(cases) == 95 and any(c["expected"] is None for c in cases)
+    templates = {t.lower() for v in T.values() for k in ("train", "dev") for t in v[k]}
+    known_cities = {c.casefold() for c in CITIES_TRAIN + CITIES_DEV}
+    for c in cases:
+        assert c["messages"][-1]["content"].lower() not in templates
+        if c["expected"]:
+            validate_arguments(c["expected"]["name"], c["expected"]["arguments"])
+            if c["expected"]["name"] == "get_weather":
+                assert c["expected"]["arguments"]["city"].casefold() not in known_cities
