@@ -136,7 +136,7 @@ def hf_to_onnx_genai(hf_dir: str | Path, out_dir: str | Path, precision: str = "
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     log = io.StringIO()
     root = logging.getLogger()
-    saved = (root.level, list(root.handlers))  # importing the builder sets the root logger to INFO: undo that after
+    saved = (root.level, list(root.handlers), root.manager.disable)  # the builder sets the root logger to INFO
     logging.disable(logging.INFO)  # the int4 quantizer logs every MatMul at INFO
     try:
         from onnxruntime_genai.models.builder import create_model, parse_extra_options
@@ -144,18 +144,18 @@ def hf_to_onnx_genai(hf_dir: str | Path, out_dir: str | Path, precision: str = "
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             extra = parse_extra_options(None, str(hf_dir), str(tmp), precision, execution_provider, str(cache), [])
             create_model(None, str(hf_dir), str(tmp), precision, execution_provider, str(cache), **extra)
-    except Exception as exc:
+        if (hf_dir / "tokenizer_config.json").exists():
+            shutil.copy2(hf_dir / "tokenizer_config.json", tmp / "tokenizer_config.json")
+        check_genai_folder(tmp)
+    except (Exception, SystemExit) as exc:  # the builder exits through argparse on some bad options
         shutil.rmtree(tmp, ignore_errors=True)
         raise ExportError(f"The ORT GenAI builder failed for {hf_dir} ({precision}, {execution_provider}): {exc}\n"
                           f"{log.getvalue()[-2000:]}") from exc
     finally:
-        logging.disable(logging.NOTSET)
+        logging.disable(saved[2])
         root.setLevel(saved[0])
         root.handlers[:] = saved[1]
         shutil.rmtree(cache, ignore_errors=True)
-    if (hf_dir / "tokenizer_config.json").exists():
-        shutil.copy2(hf_dir / "tokenizer_config.json", tmp / "tokenizer_config.json")
-    check_genai_folder(tmp)
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)
     return out_dir

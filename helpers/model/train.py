@@ -153,11 +153,15 @@ def greedy_eval(model, tok, cases: list[dict[str, Any]], max_new_tokens: int = 6
     from helpers.eval import predict, summarize
     from helpers.runtimes.reference import TransformersRuntime
 
+    import torch
+
+    rng_state = torch.get_rng_state()  # the runtime seeds torch per request: training's random state stays
     model.eval()
     try:
         preds = predict(TransformersRuntime.from_loaded(model, tok), cases, max_tokens=max_new_tokens)
     finally:
         model.train()
+        torch.set_rng_state(rng_state)
     return summarize(cases, preds)["exact_match"]
 
 

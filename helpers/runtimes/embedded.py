@@ -101,9 +101,10 @@ class EmbeddedRuntime(Runtime):
         from helpers.runtimes.llama_chat import chat_completion_stream
         from helpers.runtimes.openai_compat import stream_events
 
+        timer = Timer()
         chunks = chat_completion_stream(self.llama, messages, tools, temperature=temperature, max_tokens=max_tokens,
                                         seed=seed, model=self.model, grammar=self._grammar(tools, messages))
-        yield from stream_events(chunks, self.name, self.model, tools)
+        yield from stream_events(chunks, self.name, self.model, tools, timer)
 
     def close(self) -> None:
         if self._llama is not None:

@@ -20,7 +20,6 @@ from typing import Any, Iterable, Iterator
 
 from helpers.runtimes.base import (Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, Timer,
                                    ToolCall, validate_call)
-from helpers.runtimes.llama_chat import normalize_messages
 
 
 def http_get_json(url: str, timeout: float = 1.0, headers: dict[str, str] | None = None) -> Any:
@@ -57,10 +56,11 @@ def decode_calls(raw_calls: list[Any], tools: list[dict[str, Any]] | None) -> tu
 
 
 def stream_events(chunks: Iterable[dict[str, Any]], runtime: str, model: str,
-                  tools: list[dict[str, Any]] | None) -> Iterator[StreamEvent]:
+                  tools: list[dict[str, Any]] | None, timer: Timer | None = None) -> Iterator[StreamEvent]:
     """Text deltas of streamed chat.completion.chunk dicts as they arrive, then the assembled ChatResult
-    (with time to first token): one streaming loop for every runtime that streams chunks."""
-    timer = Timer()
+    (with time to first token, counted from `timer`'s start): one streaming loop for every runtime that
+    streams chunks."""
+    timer = timer or Timer()
     seen = []
     for d in chunks:
         if not d.get("choices"):
@@ -160,7 +160,8 @@ class OpenAICompatRuntime(Runtime):
                  max_tokens: int, seed: int, stream: bool = False) -> dict[str, Any]:
         """Keyword arguments of one chat.completions.create call (content None becomes "": llama.cpp's
         server answers HTTP 500 to `content: null`)."""
-        kwargs: dict[str, Any] = {"model": self.model, "messages": normalize_messages(messages),
+        wire = [{**m, "content": ""} if m.get("content") is None else m for m in messages]
+        kwargs: dict[str, Any] = {"model": self.model, "messages": wire,
                                   "temperature": temperature, "max_tokens": max_tokens, "seed": seed}
         if stream:
             kwargs["stream"] = True
@@ -195,6 +196,7 @@ class OpenAICompatRuntime(Runtime):
                temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> Iterator[StreamEvent]:
         import openai
 
+        timer = Timer()
         kwargs = self._request(messages, tools, temperature, max_tokens, seed, stream=True)
 
         def chunks() -> Iterator[dict[str, Any]]:
@@ -204,7 +206,7 @@ class OpenAICompatRuntime(Runtime):
             except openai.APIConnectionError as exc:
                 raise RuntimeUnavailable(f"{self.name}: lost the server at {self.base_url} ({exc})") from None
 
-        yield from stream_events(chunks(), self.name, self.model, tools)
+        yield from stream_events(chunks(), self.name, self.model, tools, timer)
 
     def close(self) -> None:
         if self._client is not None:
