@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from helpers.model.export import hf_to_onnx_genai
 from helpers.quant.measure import check_chunks, chunked_logits, prompt_of_length, runtime_exact_match
 
 CONFIG = "genai_config.json"
@@ -76,13 +77,8 @@ def model_bytes(folder: str | Path) -> int:
     return sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and p.name.startswith(name))
 
 
-def build_genai(hf_dir: str | Path, out_dir: str | Path, precision: str = "int4", execution_provider: str = "cpu",
-                cache_dir: str | Path | None = None) -> Path:
-    """Notebook 10: run the ORT GenAI model builder (`helpers.model.export.hf_to_onnx_genai`, the same
-    function the export command uses) for `precision` and `execution_provider`."""
-    from helpers.model.export import hf_to_onnx_genai
-
-    return hf_to_onnx_genai(hf_dir, out_dir, precision, execution_provider, cache_dir)
+# Notebook 10 builds its ORT GenAI folders with the export command's own builder wrapper.
+build_genai = hf_to_onnx_genai
 
 
 def quantize_int8(src_dir: str | Path, dst_dir: str | Path, per_channel: bool = False) -> Path:
@@ -262,9 +258,9 @@ def compare(out_dir: str | Path, hf_dir: str | Path | None = None, gguf_types: t
 
     out_dir = Path(out_dir)
     hf_dir = Path(hf_dir) if hf_dir else MODEL_DIR
-    folders = {"ort-fp32": build_genai(hf_dir, out_dir / "fp32", "fp32")}
+    folders = {"ort-fp32": hf_to_onnx_genai(hf_dir, out_dir / "fp32", "fp32")}
     folders["ort-int8"] = quantize_int8(folders["ort-fp32"], out_dir / "int8")
-    folders["ort-int4"] = build_genai(hf_dir, out_dir / "int4", "int4")
+    folders["ort-int4"] = hf_to_onnx_genai(hf_dir, out_dir / "int4", "int4")
     f16 = measure.default_source()
     tokens, is_reply = measure.held_out_tokens(f16, n_dialogues, seed)
     ref, targets = logits(load(folders["ort-fp32"], threads), tokens, n_ctx)
