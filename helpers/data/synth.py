@@ -290,9 +290,6 @@ T: dict[str, dict[str, list[str]]] = {
             "is it windy in {city} at present", "weather in {city} currently", "is {city} rainy or sunny",
             "temperature over {city} this morning", "what's the sky like above {city} now",
             "I'm travelling to {city} tomorrow, is it cold there?", "heading to {city}, what's the forecast",
-            "is {city} hot or cold today", "is it cloudy or clear in {city}", "is {city} foggy this morning",
-            "how humid is {city} right now", "what's happening with the weather around {city}",
-            "what is the outlook for {city} today", "storm warning for {city}?", "is it dry in {city} today",
         ],
         "dev": [
             "conditions outside in {city} at the moment?", "I'm flying to {city}, skies clear there?",
@@ -392,24 +389,6 @@ T: dict[str, dict[str, list[str]]] = {
     },
 }
 
-# How a user states a ticket's priority, before the request or after it (no word: medium).
-PRIORITY_PREFIXES = [  # the first 10 are the dev set's (and data v1-v3's)
-    ("medium", ""), ("medium", ""), ("high", "urgent: "), ("high", "high priority: "),
-    ("high", "ASAP - "), ("low", "low priority, "), ("low", "not urgent: "), ("medium", "medium priority: "),
-    ("high", "critical! "), ("low", "no rush, "), ("medium", ""), ("high", "priority high: "),
-    ("high", "top priority - "), ("high", "emergency: "), ("high", "this is urgent, "), ("high", "high prio: "), ("low", "low prio - "),
-    ("low", "whenever you can, "), ("low", "minor thing: "), ("low", "priority low: "),
-    ("medium", "normal priority: "), ("medium", "priority medium - "), ("medium", "standard priority, "),
-    ("low", "not important, "), ("high", "urgently "), ("high", "blocking us, "),
-]
-PRIORITY_SUFFIXES = {
-    "high": [" - this is urgent", ", it's urgent", " asap", ", high priority", " (priority: high)", ", critical",
-             " - urgent please", " as soon as possible", ". top priority", " (urgent!)"],
-    "low": [" (low priority)", ", low priority", ", no rush", " - not urgent", " (priority: low)",
-            " whenever you have time", ", it's minor", ". low prio"],
-    "medium": ["", ", medium priority", " (priority: medium)", ", normal priority", ". medium prio"],
-}
-
 # Compositional phrasings (training only): a question frame around a noun phrase of the request, so the
 # model meets each intent in many more word orders than the whole-sentence templates give.
 FRAMES = ["could you tell me {q}", "do you know {q}", "I'd like to know {q}", "I need to know {q}",
@@ -430,8 +409,7 @@ CORES: dict[str, list[str]] = {
     "get_weather": ["the weather in {city}", "the forecast for {city}", "the temperature in {city}",
                     "what the weather is like in {city}", "how cold it is in {city}", "if it rains in {city}",
                     "if I need an umbrella in {city}", "how warm it is in {city} today", "if it is sunny in {city}",
-                    "the current weather for {city}", "whether it will snow in {city}", "how windy it is in {city}",
-                    "if {city} is humid or dry", "how the sky looks over {city}", "if it is foggy in {city} now"],
+                    "the current weather for {city}", "whether it will snow in {city}", "how windy it is in {city}"],
     "run_diagnostics": ["if {srv} is healthy", "the health of server {srv}", "what is wrong with {srv}",
                         "the cpu and disk status of {srv}", "whether {srv} is overloaded", "if system {srv} is up"],
     "calculate_circle_area": ["the area of a circle with radius {r}", "how big a circle of radius {r} is",
@@ -552,13 +530,6 @@ _OOD_PATTERNS = [
     "order {food} for {n} people", "what is {a} plus {b}", "what is {a} times {b}", "how many grams in a pound",
     "how do I {activity}", "teach me to {activity}", "find me a {booking} near {country}", "play {music}",
     "set an alarm for {when}", "remind me to {activity} {when}", "what's your opinion on {topic}",
-    "what's the population of {country}", "what's the best time to visit {country}",
-    "what is a good {item} for {person}",
-    "what's the history of {topic}", "which is better, {country} or {other}", "is {food} healthy",
-    "what does a {job} do", "how do I become a {job}",
-    "when was the {mech} invented", "what's the best way to {activity}", "where is {country} on the map",
-    "what language do they speak in {country}", "how long does it take to {activity}", "is it safe to eat {food}",
-    "what's a fun fact about {topic}", "do you like {topic}", "what time do shops close in {country}",
 ]
 _OOD_FILL = {
     "item": ["phone", "laptop for students", "movie", "book", "pizza topping", "holiday destination", "diet",
@@ -571,19 +542,14 @@ _OOD_FILL = {
     "activity": ["knit", "swim", "learn guitar", "cook rice", "meditate", "save money", "sleep better",
                  "water the plants", "call my mum"],
     "music": ["some jazz", "my playlist", "relaxing music", "the radio"],
-    "person": ["my dad", "a beginner", "kids", "a student", "my team", "a runner", "my grandmother"],
-    "other": ["Italy", "Spain", "Brazil", "India", "Iceland", "Vietnam"],
-    "job": ["plumber", "pilot", "chef", "lawyer", "nurse", "data scientist", "carpenter", "translator"],
 }
 _GREET_HEADS = ["hi", "hello", "hey", "hiya", "howdy", "greetings", "good morning", "good evening",
                 "good afternoon", "morning", "evening", "hey hey", "hi hi", "yo", "ahoy"]
 _GREET_TAILS = ["", "", "", " there", " to you", " everyone", " friend", "!", " :)", " bot", " all", " again"]
 _THANKS_HEADS = ["", "", "great, ", "perfect, ", "lovely, ", "awesome, ", "super, ", "ok ", "nice, ", "cool, ",
-                 "wonderful, ", "excellent, ",
-                 "fantastic, ", "amazing, ", "sweet, ", "right, ", "okay, "]
+                 "wonderful, ", "excellent, "]
 _THANKS_CORE = ["thanks", "thank you", "cheers", "many thanks", "thanks so much", "appreciate it",
-                "thanks a bunch", "much obliged", "thank you so much", "you're a star", "that helps", "grateful",
-                "thanks mate", "thank u", "ty", "tyvm", "thanks heaps", "nice one"]
+                "thanks a bunch", "much obliged", "thank you so much", "you're a star", "that helps", "grateful"]
 
 
 def random_ood(rng: random.Random) -> str:
@@ -857,16 +823,13 @@ class DialogueSampler:
         if self.split == "train" and self.rng.random() < 0.35:
             tmpl = self.paraphrase(tmpl)
         if tool == "create_ticket":
-            if self.split == "dev":  # the dev set's draws, unchanged since data v1
-                prio, words = self.rng.choice(PRIORITY_PREFIXES[:10])
-                tmpl = words + tmpl if self.rng.random() < 0.7 else tmpl + PRIORITY_SUFFIXES[prio][0]
-            else:
-                prio, words = self.rng.choice(PRIORITY_PREFIXES)
-                if self.rng.random() < 0.3:
-                    prio = self.rng.choice(["low", "medium", "medium", "high"])
-                    tmpl += self.rng.choice(PRIORITY_SUFFIXES[prio])
-                else:
-                    tmpl = words + tmpl
+            prio, words = self.rng.choice([("medium", ""), ("medium", ""), ("high", "urgent: "),
+                                           ("high", "high priority: "), ("high", "ASAP - "),
+                                           ("low", "low priority, "), ("low", "not urgent: "),
+                                           ("medium", "medium priority: "), ("high", "critical! "),
+                                           ("low", "no rush, ")])
+            tmpl = words + tmpl if self.rng.random() < 0.7 else tmpl + (
+                {"high": " - this is urgent", "low": " (low priority)", "medium": ""}[prio])
             v.arguments["priority"] = prio
         if tool == "escalate_to_human":
             v.arguments["reason"] = v.slots["reason"]
