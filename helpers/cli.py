@@ -25,7 +25,8 @@ def _cmd_train_model(a: argparse.Namespace) -> int:
             prepare_tokenizer(tok_dir, n_dialogues=a.tokenizer_dialogues, vocab_size=a.vocab_size, seed=a.seed)
     cfg = TrainConfig(steps=a.steps, max_minutes=a.minutes, lr=a.lr, batch_tokens=a.batch_tokens, seed=a.seed,
                       eval_every=a.eval_every, threads=a.threads,
-                      compile=a.compile, value_weight=a.value_weight, init_from=a.init_from)
+                      compile=a.compile, value_weight=a.value_weight, init_from=a.init_from,
+                      grow_layers=a.grow_layers)
     shape = ModelShape(num_hidden_layers=a.layers, hidden_size=a.hidden, intermediate_size=a.intermediate)
 
     def log(msg: str) -> None:
@@ -191,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=123)
     t.add_argument("--compile", action="store_true", help="torch.compile the training step")
     t.add_argument("--init-from", default=None, help="continue from these weights, e.g. data/model")
+    t.add_argument("--grow-layers", type=int, default=None,
+                   help="with --init-from: deepen the model to this many layers, starting from the same function")
     t.add_argument("--value-weight", type=float, default=1.0,
                    help="loss weight of the argument values in tool calls (what the model must copy)")
     t.set_defaults(func=_cmd_train_model)

@@ -60,6 +60,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile: ~20 % faster steps on this CPU after a ~1 min compile
     value_weight: float = 1.0  # loss weight of argument-value tokens in tool calls (copying is the hard part)
     init_from: str | None = None  # start from these weights (e.g. data/model) instead of random ones
+    grow_layers: int | None = None  # with init_from: deepen the model to this many layers (see expand_depth)
 
 
 def build_model(vocab_size: int, shape: ModelShape, bos: int, eos: int):  # -> LlamaForCausalLM
@@ -70,6 +71,46 @@ def build_model(vocab_size: int, shape: ModelShape, bos: int, eos: int):  # -> L
     cfg = LlamaConfig(vocab_size=vocab_size, tie_word_embeddings=False, bos_token_id=bos, eos_token_id=eos,
                       pad_token_id=eos, rms_norm_eps=1e-5, rope_theta=10000.0, **asdict(shape))
     return LlamaForCausalLM(cfg)
+
+
+def expand_depth(model, n_layers: int):  # -> LlamaForCausalLM
+    """A deeper copy of `model` that computes exactly the same function (block expansion, as in LLaMA Pro).
+
+    New layers are copies of existing ones, spread evenly, with their attention output and MLP down
+    projections set to zero: through the residual stream such a layer adds nothing, so the deeper model
+    starts where the trained one stopped and training then puts the added capacity to use.
+    """
+    import torch
+    from transformers import LlamaForCausalLM
+
+    old = model.config.num_hidden_layers
+    if n_layers <= old:
+        raise ValueError(f"expand_depth: the model already has {old} layers; ask for more than that")
+    extra = n_layers - old
+    after = [(k + 1) * old // extra - 1 for k in range(extra)]  # copy these layers, right after themselves
+    source: list[tuple[int, bool]] = []
+    for i in range(old):
+        source.append((i, False))
+        source.extend((i, True) for _ in range(after.count(i)))
+    cfg = model.config.__class__.from_dict(model.config.to_dict())
+    cfg.num_hidden_layers = n_layers
+    if getattr(cfg, "layer_types", None):
+        cfg.layer_types = [cfg.layer_types[0]] * n_layers
+    deeper = LlamaForCausalLM(cfg)
+    old_sd = model.state_dict()
+    new_sd = {}
+    for k, v in deeper.state_dict().items():
+        m = re.match(r"model\.layers\.(\d+)\.(.*)", k)
+        if not m:
+            new_sd[k] = old_sd[k].clone()
+            continue
+        src, copy = source[int(m.group(1))]
+        w = old_sd[f"model.layers.{src}.{m.group(2)}"].clone()
+        if copy and m.group(2) in ("self_attn.o_proj.weight", "mlp.down_proj.weight"):
+            w = torch.zeros_like(w)
+        new_sd[k] = w
+    deeper.load_state_dict(new_sd)
+    return deeper
 
 
 def encode_dialogue(tok, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
@@ -195,6 +236,9 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
         model = LlamaForCausalLM.from_pretrained(str(cfg.init_from))
         state, start = None, 0
         log(f"starting from the weights in {cfg.init_from}")
+        if cfg.grow_layers and cfg.grow_layers != model.config.num_hidden_layers:
+            log(f"expanding {model.config.num_hidden_layers} layers to {cfg.grow_layers}")
+            model = expand_depth(model, cfg.grow_layers)
     else:
         model = build_model(len(tok), shape, tok.bos_token_id, tok.eos_token_id)
         state, start = None, 0

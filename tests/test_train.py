@@ -1,0 +1,39 @@
+"""Training helpers that need no training run: growing a trained model deeper without changing it."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from helpers.model.train import ModelShape, build_model, expand_depth  # noqa: E402
+
+
+def _small():
+    torch.manual_seed(0)
+    shape = ModelShape(hidden_size=256, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, max_position_embeddings=64)
+    model = build_model(64, shape, bos=1, eos=2)
+    with torch.no_grad():  # a random init has tiny output projections; make every layer matter
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.normal_(0, 0.2)
+            layer.mlp.down_proj.weight.normal_(0, 0.2)
+    return model.eval()
+
+
+def test_expanded_model_computes_the_same_function():
+    model = _small()
+    deeper = expand_depth(model, 3).eval()
+    ids = torch.randint(3, 64, (2, 12))
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, deeper(ids).logits, atol=1e-5)
+    assert deeper.config.num_hidden_layers == 3
+    assert [layer.self_attn.layer_idx for layer in deeper.model.layers] == [0, 1, 2]
+    # the added layer is a copy of layer 1 whose output projections start at zero, so it can learn
+    added = deeper.model.layers[2]
+    assert torch.equal(added.self_attn.q_proj.weight, model.model.layers[1].self_attn.q_proj.weight)
+    assert not added.self_attn.o_proj.weight.any() and not added.mlp.down_proj.weight.any()
+    assert deeper.model.layers[1].mlp.down_proj.weight.any()
+
+
+def test_expanding_to_fewer_layers_is_refused_with_a_reason():
+    with pytest.raises(ValueError, match="already has 2 layers"):
+        expand_depth(_small(), 2)
