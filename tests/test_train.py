@@ -37,3 +37,21 @@ def test_expanded_model_computes_the_same_function():
 def test_expanding_to_fewer_layers_is_refused_with_a_reason():
     with pytest.raises(ValueError, match="already has 2 layers"):
         expand_depth(_small(), 2)
+
+
+def test_a_grown_run_records_the_shape_it_trained(tmp_path):
+    import json
+
+    from transformers import AutoTokenizer
+
+    from helpers.model.train import TrainConfig, train
+    from helpers.paths import MODEL_DIR
+
+    tok = AutoTokenizer.from_pretrained(str(MODEL_DIR))
+    shape = ModelShape(hidden_size=256, intermediate_size=256, num_hidden_layers=1)
+    build_model(len(tok), shape, tok.bos_token_id, tok.eos_token_id).save_pretrained(str(tmp_path / "start"))
+    cfg = TrainConfig(steps=2, batch_tokens=512, chunk_dialogues=20, eval_cases=0, warmup=1, log_every=1,
+                      init_from=str(tmp_path / "start"), grow_layers=2)
+    record = train(tmp_path / "run", MODEL_DIR, cfg, ModelShape(), log=lambda m: None)
+    assert record["steps"] == 2 and record["shape"]["num_hidden_layers"] == 2  # not ModelShape()'s 4
+    assert json.loads((tmp_path / "run" / "final" / "config.json").read_text())["num_hidden_layers"] == 2

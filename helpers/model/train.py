@@ -320,7 +320,9 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
     final = out_dir / "final"
     model.save_pretrained(str(final))
     tok.save_pretrained(str(final))
-    record = {"params": n_params, "shape": asdict(shape), "config": asdict(cfg), "steps": step,
+    # the shape of the model trained (from its config: with init_from it is not the `shape` argument)
+    trained_shape = {k: getattr(model.config, k) for k in asdict(shape)}
+    record = {"params": n_params, "shape": trained_shape, "config": asdict(cfg), "steps": step,
               "elapsed_s": round(elapsed0 + time.time() - t0, 1), "history": history}
     (out_dir / "train_record.json").write_text(json.dumps(record, indent=1))
     return record
