@@ -1,4 +1,4 @@
-"""Training helpers that need no training run: growing a trained model deeper without changing it."""
+"""Growing a trained model deeper without changing what it computes, and what a grown run records."""
 
 import pytest
 
@@ -37,6 +37,15 @@ def test_expanded_model_computes_the_same_function():
 def test_expanding_to_fewer_layers_is_refused_with_a_reason():
     with pytest.raises(ValueError, match="already has 2 layers"):
         expand_depth(_small(), 2)
+
+
+def test_growing_without_trained_weights_is_refused_with_what_to_do(tmp_path):
+    from helpers.model.train import TrainConfig, train
+    from helpers.paths import MODEL_DIR
+
+    with pytest.raises(ValueError, match="--init-from"):
+        train(tmp_path / "run", MODEL_DIR, TrainConfig(steps=1, grow_layers=6), log=lambda m: None)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
 def test_a_grown_run_records_the_shape_it_trained(tmp_path):

@@ -99,7 +99,7 @@ def expand_depth(model, n_layers: int):  # -> LlamaForCausalLM
     deeper = LlamaForCausalLM(cfg)
     old_sd = model.state_dict()
     new_sd = {}
-    for k, v in deeper.state_dict().items():
+    for k in deeper.state_dict():
         m = re.match(r"model\.layers\.(\d+)\.(.*)", k)
         if not m:
             new_sd[k] = old_sd[k].clone()
@@ -219,6 +219,9 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
 
     cfg = cfg or TrainConfig()
     shape = shape or ModelShape()
+    if cfg.grow_layers and not cfg.init_from:
+        raise ValueError("grow_layers deepens trained weights: give init_from (--init-from data/model) too, "
+                         "or set the depth of a new model with its shape (--layers)")
     out_dir = Path(out_dir)
     ckpt = out_dir / "checkpoint"
     out_dir.mkdir(parents=True, exist_ok=True)
