@@ -107,7 +107,7 @@ def export_all(run_dir: str | Path | None = None, log=print) -> dict[str, Any]:
     """Rebuild every shipped artefact from data/model (after packaging `run_dir` if given)."""
     import time
 
-    from helpers.data.synth import eval_cases, write_jsonl
+    from helpers.data.synth import DEV_SEED, eval_cases, write_jsonl
     from helpers.model.export import hf_to_gguf, hf_to_onnx_genai, quantize_gguf
     from helpers.paths import EVAL_DIR, GGUF_DIR, MODEL_DIR, ONNX_DIR
     from helpers.registry import write_manifest
@@ -128,6 +128,6 @@ def export_all(run_dir: str | Path | None = None, log=print) -> dict[str, Any]:
     for precision in ("int4", "fp32"):
         step(f"onnx-{precision}", hf_to_onnx_genai, MODEL_DIR, ONNX_DIR / precision, precision)
     EVAL_DIR.mkdir(parents=True, exist_ok=True)
-    step("dev-set", lambda: write_jsonl(eval_cases(300, seed=123), str(EVAL_DIR / "dev.jsonl")) or EVAL_DIR / "dev.jsonl")
+    step("dev-set", lambda: write_jsonl(eval_cases(300, seed=DEV_SEED), str(EVAL_DIR / "dev.jsonl")) or EVAL_DIR / "dev.jsonl")
     doc = write_manifest()
     return {"timings_s": timings, "manifest": doc}

@@ -213,7 +213,7 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
     from transformers import AutoTokenizer, LlamaForCausalLM
     from transformers.utils import logging as hf_logging
 
-    from helpers.data.synth import DialogueGenerator, eval_cases
+    from helpers.data.synth import DEV_SEED, DialogueGenerator, eval_cases
 
     hf_logging.disable_progress_bar()
 
@@ -254,7 +254,8 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
         opt.load_state_dict(state["optimizer"])
     rng = random.Random(cfg.seed + start)
     gen = DialogueGenerator(split="train", seed=cfg.seed + start)
-    dev = eval_cases(cfg.eval_cases, seed=cfg.seed) if cfg.eval_cases else []
+    # the first cases of the shipped dev set, whatever the run's seed, so runs' curves compare
+    dev = eval_cases(cfg.eval_cases, seed=DEV_SEED) if cfg.eval_cases else []
 
     def lr_at(step: int) -> float:
         """Warm-up, then cosine decay over the steps, or over the wall-clock budget when one is set."""
