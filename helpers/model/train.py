@@ -8,6 +8,7 @@ assistant's tokens. Checkpoints are written every `save_every` steps and a run r
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -92,7 +93,7 @@ def expand_depth(model, n_layers: int):  # -> LlamaForCausalLM
     for i in range(old):
         source.append((i, False))
         source.extend((i, True) for _ in range(after.count(i)))
-    cfg = model.config.__class__.from_dict(model.config.to_dict())
+    cfg = copy.deepcopy(model.config)
     cfg.num_hidden_layers = n_layers
     if getattr(cfg, "layer_types", None):
         cfg.layer_types = [cfg.layer_types[0]] * n_layers
@@ -104,9 +105,9 @@ def expand_depth(model, n_layers: int):  # -> LlamaForCausalLM
         if not m:
             new_sd[k] = old_sd[k].clone()
             continue
-        src, copy = source[int(m.group(1))]
+        src, added = source[int(m.group(1))]
         w = old_sd[f"model.layers.{src}.{m.group(2)}"].clone()
-        if copy and m.group(2) in ("self_attn.o_proj.weight", "mlp.down_proj.weight"):
+        if added and m.group(2) in ("self_attn.o_proj.weight", "mlp.down_proj.weight"):
             w = torch.zeros_like(w)
         new_sd[k] = w
     deeper.load_state_dict(new_sd)
