@@ -26,6 +26,7 @@ ARTEFACTS: dict[str, str] = {
     "dev-set": "eval/dev.jsonl",
     "agent-dev-set": "eval/agent_dev.jsonl",
     "fresh-set": "eval/fresh.jsonl",
+    "val-set": "eval/val.jsonl",
     "shop-db": "shop.sqlite",
 }
 

@@ -2,7 +2,7 @@ import json
 import re
 
 from helpers.data.synth import (DEV_SEED, CITIES_DEV, CITIES_TRAIN, ISSUES_DEV, REASONS_DEV, T, DialogueGenerator,
-                                eval_cases)
+                                eval_cases, template_regex)
 from helpers.domain.tools import TOOL_NAMES, validate_arguments
 from helpers.eval import load_cases
 
@@ -100,15 +100,7 @@ def _training_phrasings() -> list[re.Pattern[str]]:
     """Every request form the generator can write, as regexes (slots are wildcards, or their fill values
     for the compositional out-of-domain patterns), wrapped in the generator's openers and closers."""
     from helpers.data import synth as S
-
-    def rx(template: str, fills: dict[str, list[str]] | None = None) -> re.Pattern[str]:
-        parts = re.split(r"(\{[a-z]+\})", template)
-        body = "".join(
-            ("(?:" + "|".join(re.escape(v) for v in fills[p[1:-1]]) + ")" if fills and p[1:-1] in fills else ".+?")
-            if re.fullmatch(r"\{[a-z]+\}", p) else re.escape(p) for p in parts)
-        op = "|".join(re.escape(o) for o in S.OPENERS if o)
-        cl = "|".join(re.escape(c) for c in S.CLOSERS if c)
-        return re.compile(rf"(?:{op})?{body}(?:{cl})?", re.I)
+    from helpers.data.phrasebank import BANK_REQUESTS, BANK_TEXTS
 
     templates = [t for v in S.T.values() for t in v["train"] + v["dev"]]
     templates += [f.format(q=c) for f in S.FRAMES for cores in S.CORES.values() for c in cores]
@@ -117,8 +109,9 @@ def _training_phrasings() -> list[re.Pattern[str]]:
                   + S.OUT_OF_DOMAIN + S.OUT_OF_DOMAIN_DEV)
     templates += [h + t for h in S._GREET_HEADS for t in S._GREET_TAILS]
     templates += [h + c for h in S._THANKS_HEADS for c in S._THANKS_CORE]
+    templates += [t for v in BANK_REQUESTS.values() for t in v] + [t for v in BANK_TEXTS.values() for t in v]
     fills = {**S._OOD_FILL, "ask": S._OOD_ASK, "thing": S._OOD_THING, "topic": S._OOD_TOPIC}
-    return [rx(t) for t in templates] + [rx(t, fills) for t in S._OOD_PATTERNS]
+    return [S.template_regex(t) for t in templates] + [S.template_regex(t, fills) for t in S._OOD_PATTERNS]
 
 
 def test_hand_written_fresh_set_is_valid_and_outside_the_generator():
@@ -139,8 +132,62 @@ def test_hand_written_fresh_set_is_valid_and_outside_the_generator():
                 assert c["expected"]["arguments"]["city"].casefold() not in known_cities
 
 
+def test_validation_set_is_valid_and_outside_the_generator():
+    """data/eval/val.jsonl: cases written by a helper agent shown only the tool contract, for choosing
+    between trained models on wordings the generator never wrote (fresh.jsonl stays untouched)."""
+    from helpers.paths import EVAL_DIR
+
+    cases = load_cases(EVAL_DIR / "val.jsonl")
+    assert len(cases) == 151 and sum(c["expected"] is None for c in cases) >= 20
+    assert len({c["expected"]["name"] for c in cases if c["expected"]}) == len(TOOL_NAMES)
+    phrasings = _training_phrasings()
+    for c in cases:
+        text = c["messages"][-1]["content"]
+        assert not any(p.fullmatch(text) for p in phrasings), f"{c['id']}: {text!r} is a form the generator writes"
+        if c["expected"]:
+            validate_arguments(c["expected"]["name"], c["expected"]["arguments"])
+
+
 def test_training_tickets_never_say_asap_unless_they_are_high_priority():
     g = DialogueGenerator(split="train", seed=7)
     said = [g.request("create_ticket") for _ in range(3000)]
     assert any("asap" in t.lower() for t, a in said if a["priority"] == "high")
     assert not [t for t, a in said if a["priority"] != "high" and t.lower().endswith("asap")]
+
+
+def _held_out_texts() -> list[str]:
+    from helpers.paths import EVAL_DIR
+
+    return [c["messages"][-1]["content"] for f in ("dev.jsonl", "fresh.jsonl", "val.jsonl")
+            for c in load_cases(EVAL_DIR / f)]
+
+
+def test_phrase_bank_templates_have_their_tools_slots_and_never_write_a_held_out_text():
+    from helpers.data.phrasebank import BANK_REQUESTS, BANK_TEXTS
+    from helpers.data.synth import template_regex
+
+    assert set(BANK_REQUESTS) == set(TOOL_NAMES)
+    for tool, templates in BANK_REQUESTS.items():
+        slots = {tuple(sorted(re.findall(r"\{([a-z]+)\}", t))) for t in T[tool]["train"]}
+        assert len(slots) == 1 and len(templates) >= 40, tool
+        for t in templates:
+            assert tuple(sorted(re.findall(r"\{([a-z]+)\}", t))) in slots, (tool, t)
+    urgency = re.compile(r"\b(urgent|asap|critical|priority|rush|important|immediately|emergency)", re.I)
+    assert not [t for t in BANK_REQUESTS["create_ticket"] if urgency.search(t)]  # priority words carry labels
+    assert {"ood", "ood_hard", "greet", "thanks", "bye", "smalltalk"} <= set(BANK_TEXTS)
+    held = _held_out_texts()
+    templates = [t for v in BANK_REQUESTS.values() for t in v] + [t for v in BANK_TEXTS.values() for t in v]
+    hits = [(t, h) for t in templates for rx in [template_regex(t)] for h in held if rx.fullmatch(h)]
+    assert not hits
+
+
+def test_training_draws_from_the_phrase_bank_and_its_calls_stay_valid():
+    from helpers.data.phrasebank import BANK_REQUESTS
+
+    g = DialogueGenerator(split="train", seed=11)
+    texts = [g.request("escalate_to_human") for _ in range(400)]
+    bank = [template_regex(t) for t in BANK_REQUESTS["escalate_to_human"]]
+    from_bank = [t for t, _ in texts if any(rx.fullmatch(t) for rx in bank)]
+    assert 0.15 < len(from_bank) / len(texts) < 0.6  # BANK_SHARE of the requests, less typos and paraphrases
+    for _, args in texts:
+        validate_arguments("escalate_to_human", args)

@@ -18,6 +18,7 @@ import string
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from helpers.data.phrasebank import BANK_REQUESTS, BANK_TEXTS
 from helpers.domain.tools import (CONDITIONS, FIRST_NAMES, LAST_NAMES, ORDER_STATUSES, PRODUCTS, TIERS,
                                   TOOL_NAMES, WAREHOUSES, openai_tools)
 from helpers.model.chat_format import FOUNDRY_PROTOCOL_PREFIX, MESSAGE_FRAME, dump_json
@@ -388,6 +389,10 @@ T: dict[str, dict[str, list[str]]] = {
         ],
     },
 }
+
+# Share of training requests and no-tool texts drawn from the phrase bank (`helpers.data.phrasebank`):
+# templates written by helper agents that never saw this generator or the evaluation sets.
+BANK_SHARE = 0.4
 
 # Compositional phrasings (training only): a question frame around a noun phrase of the request, so the
 # model meets each intent in many more word orders than the whole-sentence templates give.
@@ -820,7 +825,9 @@ class DialogueSampler:
     def request(self, tool: str) -> tuple[str, dict[str, Any]]:
         """A user request for `tool` and the expected arguments."""
         v = self.values(tool)
-        if self.split == "train" and tool in CORES and self.rng.random() < 0.3:
+        if self.split == "train" and self.rng.random() < BANK_SHARE:
+            tmpl = self.rng.choice(BANK_REQUESTS[tool])
+        elif self.split == "train" and tool in CORES and self.rng.random() < 0.3:
             tmpl = self.rng.choice(FRAMES).format(q=self.rng.choice(CORES[tool]))
         else:
             tmpl = self.rng.choice(T[tool][self.split])
@@ -941,7 +948,18 @@ class DialogueGenerator(DialogueSampler):
 
     def _text_reply(self, kind: str) -> tuple[str, str]:
         rng = self.rng
-        invent = self.split == "train" and rng.random() < 0.5  # a compositional phrase (training only)
+        # training only: a compositional phrase, a phrase-bank text or one of the fixed lists
+        source = "list"
+        if self.split == "train":
+            r = rng.random()
+            source = "invent" if r < 0.35 else ("bank" if r < 0.35 + BANK_SHARE else "list")
+        if source == "bank":
+            pool = kind if kind != "ood" or rng.random() < 0.6 else "ood_hard"
+            said = rng.choice(BANK_TEXTS[pool])
+            reply = {"greet": REPLY_GREET, "thanks": REPLY_THANKS, "bye": REPLY_BYE,
+                     "smalltalk": REPLY_SMALLTALK}.get(kind, REPLY_OOD)
+            return self.fill(said, {}, wrap=kind == "ood"), rng.choice(reply)
+        invent = source == "invent"
         if kind == "greet":
             said = random_social(rng, kind) if invent else self.pick(GREETINGS, GREETINGS_DEV)
             return self.fill(said, {}, wrap=False), rng.choice(REPLY_GREET)
@@ -1058,6 +1076,19 @@ def eval_cases(n: int = 300, seed: int = DEV_SEED, split: str = "dev") -> list[d
     return cases
 
 
+def template_regex(template: str, fills: dict[str, list[str]] | None = None) -> re.Pattern[str]:
+    """Every text the generator can write from `template`, as a regex: slots are wildcards (or one of
+    their `fills`), wrapped in the generator's optional openers and closers, any casing. Tests and the
+    phrase bank's build use it to prove that no held-out text is a form training writes."""
+    parts = re.split(r"(\{[a-z]+\})", template)
+    body = "".join(
+        ("(?:" + "|".join(re.escape(v) for v in fills[p[1:-1]]) + ")" if fills and p[1:-1] in fills else ".+?")
+        if re.fullmatch(r"\{[a-z]+\}", p) else re.escape(p) for p in parts)
+    op = "|".join(re.escape(o) for o in OPENERS if o)
+    cl = "|".join(re.escape(c) for c in CLOSERS if c)
+    return re.compile(rf"(?:{op})?{body}(?:{cl})?", re.I)
+
+
 def write_jsonl(rows: list[dict[str, Any]], path: str) -> None:
     """Write rows as JSON lines (UTF-8, one object a line)."""
     with open(path, "w", encoding="utf-8") as f:
@@ -1066,4 +1097,4 @@ def write_jsonl(rows: list[dict[str, Any]], path: str) -> None:
 
 
 __all__ = ["DialogueGenerator", "DialogueSampler", "Dialogue", "eval_cases", "synth_result", "answer_for",
-           "write_jsonl", "TOOL_NAMES"]
+           "template_regex", "write_jsonl", "TOOL_NAMES"]
