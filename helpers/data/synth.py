@@ -181,8 +181,58 @@ def _free_words(rng: random.Random, lo: int, hi: int) -> str:
                     for _ in range(rng.randint(lo, hi)))
 
 
+# Free texts as long as people write them: a second clause joined to the first, with numbers, error codes
+# and contractions, so the model learns to copy a span to its end, not a few words of it (training only).
+_JOINS = [" and ", ", ", " but ", " so ", " because ", " - ", " and now ", " since ", " when ", " after ",
+          " and also ", ", and ", " even though ", "; "]
+_EXTRA = ["nobody can explain why", "it happened {n} times today", "the error code is {code}", "I can't work",
+          "my colleague has the same problem", "restarting didn't help", "it's the {nth} time this week",
+          "the message says {code}", "I already tried reinstalling it", "it worked fine {when}",
+          "we lost {n} orders", "nobody answered my emails", "I've been waiting {n} days", "it shows {code}",
+          "the help page doesn't load", "it won't let me log in", "the screen goes black", "I was charged {n} times",
+          "it's been {n} weeks", "the app says {code}", "nobody called me back", "the box was empty",
+          "it doesn't accept code {code}", "I paid {n} euros for nothing", "it isn't fixed yet",
+          "we can't take payments", "half the team can't print", "the file is {n} MB", "version {n}.{m} broke it"]
+_WHEN = ["yesterday", "last week", "before the update", "on monday", "until this morning", "for years"]
+_NTH = ["second", "third", "fourth", "fifth"]
+
+
+def _code(rng: random.Random) -> str:
+    r = rng.random()
+    if r < 0.3:
+        return f"error {rng.randint(100, 999)}"
+    if r < 0.5:
+        return "0x" + "".join(rng.choice("0123456789ABCDEF") for _ in range(8))
+    if r < 0.75:
+        return "".join(rng.choice(string.ascii_uppercase) for _ in range(rng.randint(3, 7))) + str(rng.randint(1, 99))
+    return f"{rng.choice(string.ascii_uppercase)}{rng.choice(string.ascii_uppercase)}-{rng.randint(10, 9999)}"
+
+
+def _longer(rng: random.Random, text: str, base: Callable[[random.Random], str]) -> str:
+    """`text` with one or two more clauses joined on (training free text)."""
+    for _ in range(1 if rng.random() < 0.8 else 2):
+        if rng.random() < 0.6:
+            more = rng.choice(_EXTRA).format(n=rng.randint(2, 40), m=rng.randint(0, 9), code=_code(rng),
+                                             nth=rng.choice(_NTH), when=rng.choice(_WHEN))
+        else:
+            more = base(rng)
+        text = text + rng.choice(_JOINS) + more
+    return text[0].upper() + text[1:] if rng.random() < 0.2 else text
+
+
 def random_issue(rng: random.Random) -> str:
-    """A made-up support issue (training only)."""
+    """A made-up support issue (training only): one or, in 40 % of them, two or three clauses."""
+    text = _issue_clause(rng)
+    return _longer(rng, text, _issue_clause) if rng.random() < 0.4 else text
+
+
+def random_reason(rng: random.Random) -> str:
+    """A made-up escalation reason (training only): one or, in 40 % of them, two or three clauses."""
+    text = _reason_clause(rng)
+    return _longer(rng, text, _reason_clause) if rng.random() < 0.4 else text
+
+
+def _issue_clause(rng: random.Random) -> str:
     r = rng.random()
     if r < 0.2:
         return rng.choice(ISSUES)
@@ -194,8 +244,7 @@ def random_issue(rng: random.Random) -> str:
     return f"{rng.choice(_ISSUE_OWNERS)} {_free_words(rng, 2, 7)}"
 
 
-def random_reason(rng: random.Random) -> str:
-    """A made-up escalation reason (training only)."""
+def _reason_clause(rng: random.Random) -> str:
     r = rng.random()
     if r < 0.25:
         return rng.choice(REASONS)
@@ -393,6 +442,20 @@ T: dict[str, dict[str, list[str]]] = {
 # Share of training requests and no-tool texts drawn from the phrase bank (`helpers.data.phrasebank`):
 # templates written by helper agents that never saw this generator or the evaluation sets.
 BANK_SHARE = 0.4
+
+# How people state a ticket's priority (training only), before or after the request: {t} is the request.
+PRIORITY_FORMS = [(prio, form) for prio, forms in {
+    "high": ["URGENT: {t}", "Urgent - {t}", "urgent! {t}", "{t}, it's urgent", "{t}. This is urgent.", "{t} asap",
+             "{t}, urgent please", "{t} - high priority", "{t} (urgent)", "top priority: {t}", "emergency: {t}",
+             "{t}. Critical!", "critical - {t}", "{t}, needs fixing asap", "high prio: {t}", "{t}. high priority",
+             "P1: {t}", "{t}!! urgent", "asap please: {t}", "this is critical: {t}", "{t}, it's an emergency"],
+    "low": ["low priority: {t}", "{t}, no rush", "{t}. Not urgent.", "{t} (no rush)", "not urgent: {t}",
+            "no hurry - {t}", "{t}, whenever you have time", "{t}. low priority", "low prio - {t}",
+            "minor issue: {t}", "{t}, it can wait", "when you get a chance: {t}", "{t} - not urgent at all",
+            "{t}. no rush at all", "nothing urgent, {t}"],
+    "medium": ["{t}", "{t}", "{t}", "medium priority: {t}", "{t} (medium priority)", "normal priority - {t}",
+               "{t}, medium priority", "priority medium: {t}"],
+}.items() for form in forms]
 
 # Compositional phrasings (training only): a question frame around a noun phrase of the request, so the
 # model meets each intent in many more word orders than the whole-sentence templates give.
@@ -833,7 +896,11 @@ class DialogueSampler:
             tmpl = self.rng.choice(T[tool][self.split])
         if self.split == "train" and self.rng.random() < 0.35:
             tmpl = self.paraphrase(tmpl)
-        if tool == "create_ticket":
+        if tool == "create_ticket" and self.split == "train" and self.rng.random() < 0.5:
+            prio, affix = self.rng.choice(PRIORITY_FORMS)  # training only: more wordings and places
+            tmpl = affix.replace("{t}", tmpl)
+            v.arguments["priority"] = prio
+        elif tool == "create_ticket":
             prio, words = self.rng.choice([("medium", ""), ("medium", ""), ("high", "urgent: "),
                                            ("high", "high priority: "), ("high", "ASAP - "),
                                            ("low", "low priority, "), ("low", "not urgent: "),
