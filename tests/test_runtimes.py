@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from helpers.model.chat_format import dump_json
 from helpers.runtimes import RuntimeUnavailable, get_runtime, survey
 from helpers.runtimes.base import ToolCall, validate_call
 from helpers.runtimes.openai_compat import decode_calls
@@ -62,9 +63,10 @@ def test_embedded_multi_turn_uses_the_tool_result(embedded, tools):
     msgs = [{"role": "user", "content": "where is order 48213?"}]
     first = embedded.chat(msgs, tools)
     assert first.tool_calls and first.tool_calls[0].name == "lookup_order"
+    # the result as the workbook's agent loop sends it: compact JSON, the form the model was trained on
     msgs += [first.message(), {"role": "tool", "tool_call_id": first.tool_calls[0].id,
-                               "content": json.dumps({"order_id": "48213", "status": "shipped", "eta": "2026-12-01",
-                                                      "total": 19.99})}]
+                               "content": dump_json({"order_id": "48213", "status": "shipped", "eta": "2026-12-01",
+                                                     "total": 19.99})}]
     final = embedded.chat(msgs, tools)
     assert not final.tool_calls and "shipped" in final.content and "2026-12-01" in final.content
 

@@ -364,7 +364,8 @@ def fit_to_budget(messages: list[dict[str, Any]], max_tokens: int, *, keep_last:
     Always kept: the leading system message(s) and the turns holding the last `keep_last` messages (at least
     the last turn). Turns are dropped whole, so a tool call is never separated from its result. With
     `summarise` (a callable: dropped messages -> text), the dropped turns are replaced by one system message
-    holding their summary. Raises ContextBudgetError when even what must be kept does not fit.
+    holding their summary; when no summary fits beside the kept turns, the chat is trimmed as without one.
+    Raises ContextBudgetError when even what must be kept does not fit.
     """
     if not isinstance(max_tokens, int) or max_tokens <= 0:
         raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
@@ -391,10 +392,15 @@ def fit_to_budget(messages: list[dict[str, Any]], max_tokens: int, *, keep_last:
             f"the system message and the last {n_keep} turn(s) need {floor} tokens, more than the budget of "
             f"{budget} ({max_tokens} - {reserve} reserved for the reply): raise max_tokens, lower keep_last, "
             f"or shorten the newest message")
+    plain = None  # the fewest turns dropped without a summary: the answer when no summary fits
     for n_drop in range(1, len(turns) - n_keep + 1):
         dropped = [m for t in turns[:n_drop] for m in t]
         kept = [m for t in turns[n_drop:] for m in t]
         candidate = system + kept
+        if plain is None and size(candidate) <= budget:
+            if summarise is None:
+                return candidate
+            plain = candidate
         if summarise is not None:
             summary = summarise(dropped)
             if not isinstance(summary, str):
@@ -402,9 +408,7 @@ def fit_to_budget(messages: list[dict[str, Any]], max_tokens: int, *, keep_last:
             with_summary = system + [{"role": "system", "content": summary_prefix + summary}] + kept
             if size(with_summary) <= budget:
                 return with_summary
-        elif size(candidate) <= budget:
-            return candidate
-    return system + [m for t in turns[len(turns) - n_keep:] for m in t]  # fits: checked above
+    return plain or system + [m for t in turns[len(turns) - n_keep:] for m in t]  # fits: checked above
 
 
 __all__ = ["ConversationStore", "ContextBudgetError", "Facts", "FastTokenizer", "StoreError", "UnknownSessionError", "brief_summary",
