@@ -191,3 +191,36 @@ def test_training_draws_from_the_phrase_bank_and_its_calls_stay_valid():
     assert 0.15 < len(from_bank) / len(texts) < 0.6  # BANK_SHARE of the requests, less typos and paraphrases
     for _, args in texts:
         validate_arguments("escalate_to_human", args)
+
+
+_FUNCTION_WORDS = set("""a an the to of in on at for from by with about into over under and or but if so than then
+i me my mine you your yours we our us he she it its they them their this that these those there here
+is are was were be been being am do does did done have has had can could would should will shall may might must
+what what's whats who whom whose which when where why how how's who's where's
+please pls some any all no not just very really also too more most much many
+give tell show get make let need want like""".split())
+
+
+def test_phrase_bank_no_tool_texts_share_no_content_words_with_held_out_no_tool_texts():
+    """The bank's build also dropped near neighbours of held-out no-tool texts: a pair of adjacent content
+    words in common, or any content word of a held-out text of three words or fewer ("brilliant, ta")."""
+    from helpers.data.phrasebank import BANK_TEXTS
+    from helpers.data.synth import GREETINGS_DEV, OUT_OF_DOMAIN_DEV, THANKS_DEV
+    from helpers.paths import EVAL_DIR
+
+    def words(t):
+        return re.findall(r"[a-z']+", t.casefold())
+
+    def pairs(t):
+        w = [x for x in words(t) if x not in _FUNCTION_WORDS]
+        return set(zip(w, w[1:]))
+
+    held = [c["messages"][-1]["content"] for f in ("dev.jsonl", "fresh.jsonl", "val.jsonl")
+            for c in load_cases(EVAL_DIR / f) if c["expected"] is None]
+    held += GREETINGS_DEV + THANKS_DEV + OUT_OF_DOMAIN_DEV
+    held_pairs = set().union(*(pairs(h) for h in held))
+    stop = {"you", "to", "a", "the", "i", "for", "good", "day", "hello", "hi", "thank", "thanks", "much", "me", "is",
+            "what", "what's", "s", "of", "do", "how", "in", "on", "it", "my", "your", "and", "an", "can"}
+    held_short = {w for h in held if len(words(h)) <= 3 for w in words(h) if w not in stop}
+    near = [t for v in BANK_TEXTS.values() for t in v if pairs(t) & held_pairs or set(words(t)) & held_short]
+    assert not near

@@ -6,7 +6,9 @@ adds templates and no-tool texts written by separate helper agents that were sho
 contract (never `synth.py` nor any evaluation set), asked for varied real-user wording. At build time a
 template was dropped when its slot set was wrong, when a ticket template carried an urgency word (the
 priority words come with their labels from `synth.request`), or when it could write a held-out text: a
-dev template, or any case of `data/eval/dev.jsonl`, `fresh.jsonl` or `val.jsonl` (tests check it).
+dev template, or any case of `data/eval/dev.jsonl`, `fresh.jsonl` or `val.jsonl`; and a no-tool text was
+dropped when it shared adjacent content words with a held-out no-tool text, or any content word of a short
+one ("brilliant, ta"). Tests check both.
 
 Slots: {oid} {cid} {sku} {city} {srv} {r} {time} {issue} {reason}, as in `synth.T`.
 """
