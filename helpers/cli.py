@@ -26,7 +26,7 @@ def _cmd_train_model(a: argparse.Namespace) -> int:
     cfg = TrainConfig(steps=a.steps, max_minutes=a.minutes, lr=a.lr, batch_tokens=a.batch_tokens, seed=a.seed,
                       eval_every=a.eval_every, threads=a.threads,
                       compile=a.compile, value_weight=a.value_weight, init_from=a.init_from,
-                      grow_layers=a.grow_layers)
+                      grow_layers=a.grow_layers, copy_share=a.copy_share)
     shape = ModelShape(num_hidden_layers=a.layers, hidden_size=a.hidden, intermediate_size=a.intermediate)
 
     def log(msg: str) -> None:
@@ -196,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --init-from: deepen the model to this many layers, starting from the same function")
     t.add_argument("--value-weight", type=float, default=1.0,
                    help="loss weight of the argument values in tool calls (what the model must copy)")
+    t.add_argument("--copy-share", type=float, default=0.0,
+                   help="share of training free texts and cities made of the tokenizer's own pieces, so that "
+                        "the model learns to copy every token (e.g. 0.2)")
     t.set_defaults(func=_cmd_train_model)
 
     s = sub.add_parser("serve", help="run the workbook's OpenAI-compatible llama.cpp server")

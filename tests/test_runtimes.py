@@ -71,6 +71,30 @@ def test_embedded_multi_turn_uses_the_tool_result(embedded, tools):
     assert not final.tool_calls and "shipped" in final.content and "2026-12-01" in final.content
 
 
+def test_a_spaced_json_tool_result_reads_as_the_compact_one(embedded, tools):
+    """A client that sends `json.dumps(result)` (spaces after `:` and `,`) gets the same prompt, so the same answer."""
+    import json
+
+    from helpers.runtimes.llama_chat import normalize_messages
+
+    result = {"order_id": "48213", "status": "delayed", "eta": "2026-12-03", "total": 7.5}
+    call = {"id": "c1", "type": "function",
+            "function": {"name": "lookup_order", "arguments": json.dumps({"order_id": "48213"})}}
+    chat = [{"role": "user", "content": "where is order 48213?"}, {"role": "assistant", "content": None,
+                                                                    "tool_calls": [call]}]
+    spaced = chat + [{"role": "tool", "tool_call_id": "c1", "content": json.dumps(result)}]
+    compact = chat + [{"role": "tool", "tool_call_id": "c1", "content": dump_json(result)}]
+    norm = normalize_messages(spaced)
+    assert norm[2]["content"] == dump_json(result) and norm[1]["tool_calls"][0]["function"]["arguments"] == \
+        '{"order_id":"48213"}'
+    assert spaced[2]["content"] == json.dumps(result)  # the caller's messages are not modified
+    a, b = embedded.chat(spaced, tools), embedded.chat(compact, tools)
+    assert a.content == b.content and "delayed" in a.content
+    # text that is not JSON, or is broken JSON, is passed on as it is
+    for text in ("order shipped", "{oops", "[1, 2"):
+        assert normalize_messages([{"role": "tool", "content": text}])[0]["content"] == text
+
+
 def test_bad_messages_are_rejected_clearly(embedded, tools):
     with pytest.raises(ValueError, match="non-empty list"):
         embedded.chat([], tools)

@@ -224,3 +224,34 @@ def test_phrase_bank_no_tool_texts_share_no_content_words_with_held_out_no_tool_
     held_short = {w for h in held if len(words(h)) <= 3 for w in words(h) if w not in stop}
     near = [t for v in BANK_TEXTS.values() for t in v if pairs(t) & held_pairs or set(words(t)) & held_short]
     assert not near
+
+
+def test_copy_pieces_bring_every_vocabulary_piece_into_an_argument(hf_tokenizer):
+    """With `copy_share`, free texts and cities made of the tokenizer's pieces reach (nearly) every piece;
+    without it, hundreds of pieces (`kiosk`, `produ`...) are never copied from a request into an argument."""
+    import pytest
+
+    from helpers.data.synth import copy_pieces
+
+    pieces = copy_pieces(hf_tokenizer)
+    assert len(pieces) > 500 and all(p.isalpha() and len(p) >= 2 for p in pieces)
+    ids = set(hf_tokenizer.convert_tokens_to_ids(pieces))
+
+    def never_copied(g: DialogueGenerator) -> int:
+        seen: set[int] = set()
+        for _ in range(4000):
+            for tool in ("create_ticket", "escalate_to_human", "get_weather"):
+                _, args = g.request(tool)
+                for v in args.values():
+                    if isinstance(v, str):
+                        seen.update(hf_tokenizer(v, add_special_tokens=False)["input_ids"])
+        return len(ids - seen)
+
+    without = never_copied(DialogueGenerator(split="train", seed=8))
+    with_pieces = never_copied(DialogueGenerator(split="train", seed=8, copy_words=pieces, copy_share=0.3))
+    assert without > 150 and with_pieces < without / 4, (without, with_pieces)
+    # held-out sets are untouched by it, and a share without pieces is a clear error
+    dev = DialogueGenerator(split="dev", seed=DEV_SEED, copy_words=pieces, copy_share=0.3)
+    assert dev.copy_share == 0.0
+    with pytest.raises(ValueError, match="copy_pieces"):
+        DialogueGenerator(split="train", copy_share=0.2)

@@ -57,6 +57,19 @@ def dump_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def compact_json_text(text: str) -> str:
+    """JSON text re-written compactly (`dump_json`), the only form the model saw in training; other text as is.
+
+    A hand-written client often sends `json.dumps(result)` with spaces after `:` and `,`; the model copied an
+    order status from such a result 21 times in 30, and 30 in 30 from the compact form (notebook 01)."""
+    if not text.lstrip().startswith(("{", "[")):
+        return text
+    try:
+        return dump_json(json.loads(text))
+    except ValueError:
+        return text
+
+
 def format_tool_calls(calls: list[dict[str, Any]]) -> str:
     """Write calls `[{"name": ..., "arguments": {...}}]` as the model's tool-call text."""
     body = ",".join('{"name":"%s","parameters":%s}' % (c["name"], dump_json(c["arguments"])) for c in calls)

@@ -62,6 +62,7 @@ class TrainConfig:
     value_weight: float = 1.0  # loss weight of argument-value tokens in tool calls (copying is the hard part)
     init_from: str | None = None  # start from these weights (e.g. data/model) instead of random ones
     grow_layers: int | None = None  # with init_from: deepen the model to this many layers (see expand_depth)
+    copy_share: float = 0.0  # share of free texts and cities made of the tokenizer's pieces (synth.copy_pieces)
 
 
 def build_model(vocab_size: int, shape: ModelShape, bos: int, eos: int):  # -> LlamaForCausalLM
@@ -214,7 +215,7 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
     from transformers import AutoTokenizer, LlamaForCausalLM
     from transformers.utils import logging as hf_logging
 
-    from helpers.data.synth import DEV_SEED, DialogueGenerator, eval_cases
+    from helpers.data.synth import DEV_SEED, DialogueGenerator, copy_pieces, eval_cases
 
     hf_logging.disable_progress_bar()
 
@@ -254,7 +255,8 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
     if state is not None:
         opt.load_state_dict(state["optimizer"])
     rng = random.Random(cfg.seed + start)
-    gen = DialogueGenerator(split="train", seed=cfg.seed + start)
+    gen = DialogueGenerator(split="train", seed=cfg.seed + start,
+                            copy_words=copy_pieces(tok) if cfg.copy_share else None, copy_share=cfg.copy_share)
     # the first cases of the shipped dev set, whatever the run's seed, so runs' curves compare
     dev = eval_cases(cfg.eval_cases, seed=DEV_SEED) if cfg.eval_cases else []
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from helpers.paths import BUILD, ONNX_DIR
 from helpers.runtimes.base import Availability, ChatResult, Runtime, RuntimeUnavailable, Timer
+from helpers.runtimes.llama_chat import normalize_messages
 from helpers.runtimes.openai_compat import decode_calls
 
 MODEL_ID = "edge-slm-generic-cpu:1"
@@ -111,8 +112,8 @@ class FoundryRuntime(Runtime):
                 session.add_tool_definition(name=f["name"], description=f.get("description", ""),
                                             json_schema=json.dumps(f.get("parameters") or {"type": "object"}))
             with Request() as req:
-                for m in messages:
-                    role, text = m["role"], m.get("content") or ""
+                for m in normalize_messages(messages):
+                    role, text = m["role"], m["content"]
                     if role == "system":
                         req.add_item(MessageItem.system(text))
                     elif role == "user":
@@ -122,9 +123,8 @@ class FoundryRuntime(Runtime):
                             req.add_item(MessageItem.assistant(text))
                         for tc in m.get("tool_calls") or []:
                             f = tc.get("function", tc)
-                            args = f["arguments"] if isinstance(f["arguments"], str) else json.dumps(f["arguments"])
                             req.add_item(ToolCallItem(call_id=tc.get("id") or uuid.uuid4().hex[:8], name=f["name"],
-                                                      arguments=args))
+                                                      arguments=f["arguments"]))
                     elif role == "tool":
                         req.add_item(ToolResultItem(call_id=m.get("tool_call_id", ""), result=text))
                 try:

@@ -12,7 +12,7 @@ import time
 import uuid
 from typing import Any, Iterator
 
-from helpers.model.chat_format import CALL_START, parse_reply, render
+from helpers.model.chat_format import CALL_START, compact_json_text, dump_json, parse_reply, render
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -22,7 +22,10 @@ class ContextOverflow(ValueError):
 
 
 def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Check roles and content, turn `content: None` into "" and tool-call arguments into JSON text."""
+    """Check roles and content, turn `content: None` into "" and tool-call arguments into JSON text.
+
+    Tool results and call arguments that are JSON are re-written compactly (`compact_json_text`): the model
+    reads the same prompt whether a client sent `json.dumps(x)` or the compact text the agent loop sends."""
     if not isinstance(messages, list) or not messages:
         raise ValueError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts.")
     out = []
@@ -37,13 +40,15 @@ def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
         if not isinstance(content, str):
             raise ValueError(f"message {i}: content must be text, got {type(content).__name__}.")
-        m["content"] = content
+        m["content"] = compact_json_text(content) if m["role"] == "tool" else content
         if m.get("tool_calls"):
             calls = []
             for tc in m["tool_calls"]:
                 f = dict(tc.get("function", tc))
-                if not isinstance(f.get("arguments"), str):
-                    f["arguments"] = json.dumps(f.get("arguments") or {}, ensure_ascii=False, separators=(",", ":"))
+                if isinstance(f.get("arguments"), str):
+                    f["arguments"] = compact_json_text(f["arguments"])
+                else:
+                    f["arguments"] = dump_json(f.get("arguments") or {})
                 calls.append({**tc, "function": f})
             m["tool_calls"] = calls
         out.append(m)
