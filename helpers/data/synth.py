@@ -270,6 +270,18 @@ def copy_pieces(tokenizer: Any) -> list[str]:
     return sorted(p for p in pieces if len(p) >= 2 and p.isalpha() and not p.startswith("<"))
 
 
+def pieces_in_arguments(gen: "DialogueSampler", tokenizer: Any, n: int,
+                        tools: tuple[str, ...] = ("create_ticket", "escalate_to_human", "get_weather")) -> set[int]:
+    """Token ids that occur in a string argument of `n` requests per tool drawn from `gen` (notebook 01)."""
+    seen: set[int] = set()
+    for _ in range(n):
+        for tool in tools:
+            for v in gen.request(tool)[1].values():
+                if isinstance(v, str):
+                    seen.update(tokenizer(v, add_special_tokens=False)["input_ids"])
+    return seen
+
+
 def piece_text(rng: random.Random, pieces: list[str], lo: int = 1, hi: int = 5) -> str:
     """One to five words, each one to three random pieces long: text the model can only reproduce by copying."""
     words = []
