@@ -71,6 +71,15 @@ def _cmd_eval_toolcalls(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_interpolate_run(a: argparse.Namespace) -> int:
+    from helpers.model.pipeline import interpolate_run
+
+    out = interpolate_run(a.run, a.alpha, a.out, a.start)
+    print(f"{out}: weights (1 - {a.alpha:g}) * start + {a.alpha:g} * final; package it with "
+          f"`python -m helpers export --from-run {out}`")
+    return 0
+
+
 def _cmd_export(a: argparse.Namespace) -> int:
     from helpers.agents.evaluate import agent_cases, write_cases
     from helpers.agents.toolbox import build_shop_db
@@ -207,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8765)
     s.add_argument("--threads", type=int, default=None)
     s.set_defaults(func=_cmd_serve)
+
+    w = sub.add_parser("interpolate-run", help="mix a run's final weights with the weights it started from")
+    w.add_argument("run", help="a training run folder (train-model --init-from ... --out RUN)")
+    w.add_argument("--alpha", type=float, required=True, help="share of the run's final weights, 0 to 1")
+    w.add_argument("--start", default=None, help="weights to mix with (default: the run's --init-from)")
+    w.add_argument("--out", default=None, help="output run folder (default: RUN-aALPHA beside RUN)")
+    w.set_defaults(func=_cmd_interpolate_run)
 
     x = sub.add_parser("export", help="rebuild GGUF (f16, Q8_0), ONNX GenAI (int4, fp32), dev sets, shop db, manifest")
     x.add_argument("--from-run", default=None, help="package this training run into data/model first")

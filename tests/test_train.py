@@ -64,3 +64,36 @@ def test_a_grown_run_records_the_shape_it_trained(tmp_path):
     record = train(tmp_path / "run", MODEL_DIR, cfg, ModelShape(), log=lambda m: None)
     assert record["steps"] == 2 and record["shape"]["num_hidden_layers"] == 2  # not ModelShape()'s 4
     assert json.loads((tmp_path / "run" / "final" / "config.json").read_text())["num_hidden_layers"] == 2
+
+
+def test_interpolating_a_run_mixes_its_weights_with_the_start_and_records_it(tmp_path):
+    import json
+
+    from safetensors.torch import load_file
+
+    from helpers.model.pipeline import interpolate_run
+
+    start, run = tmp_path / "start", tmp_path / "run"
+    _small().save_pretrained(str(start))
+    final = _small()
+    with torch.no_grad():
+        for p in final.parameters():
+            p.add_(1.0)
+    final.save_pretrained(str(run / "final"))
+    (run / "tokenizer").mkdir()
+    (run / "train_record.json").write_text(json.dumps({"steps": 3, "config": {"init_from": str(start)}}))
+    out = interpolate_run(run, 0.7)
+    a, b = load_file(str(start / "model.safetensors")), load_file(str(run / "final" / "model.safetensors"))
+    mixed = load_file(str(out / "final" / "model.safetensors"))
+    assert out.name == "run-a0.7" and (out / "tokenizer").is_dir() and (out / "final" / "config.json").exists()
+    for k in a:
+        assert torch.allclose(mixed[k], 0.3 * a[k] + 0.7 * b[k], atol=1e-6)
+    rec = json.loads((out / "train_record.json").read_text())
+    assert rec["steps"] == 3 and rec["weight_interpolation"]["alpha"] == 0.7
+    assert torch.equal(load_file(str(interpolate_run(run, 0.0) / "final" / "model.safetensors"))["lm_head.weight"],
+                       a["lm_head.weight"])
+    with pytest.raises(ValueError, match="between 0"):
+        interpolate_run(run, 1.5)
+    (run / "train_record.json").write_text(json.dumps({"steps": 3, "config": {"init_from": None}}))
+    with pytest.raises(FileNotFoundError, match="start="):
+        interpolate_run(run, 0.5)

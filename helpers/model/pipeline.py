@@ -85,6 +85,44 @@ def package_model(run_dir: str | Path, dst: str | Path | None = None, weights: s
     return dst
 
 
+def interpolate_run(run_dir: str | Path, alpha: float, out_dir: str | Path | None = None,
+                    start: str | Path | None = None) -> Path:
+    """A run folder whose weights are `(1 - alpha) * start + alpha * final` (weight-space interpolation).
+
+    Fine-tuning can trade one skill for another; mixing the fine-tuned weights with the weights it started
+    from keeps some of both (WiSE-FT, Wortsman et al., 2022). `start` defaults to the run's `init_from`. The
+    result (`final/`, `tokenizer/`, `train_record.json` with a `weight_interpolation` entry) is a run folder
+    for `export --from-run`."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    run_dir = Path(run_dir)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be between 0 (the start weights) and 1 (the run's final weights), not {alpha}")
+    rec = json.loads((run_dir / "train_record.json").read_text())
+    start = Path(start or rec["config"].get("init_from") or "")
+    if not (start / "model.safetensors").exists():
+        raise FileNotFoundError(f"No start weights at {start!s}: this run did not continue other weights "
+                                "(--init-from); pass start= the folder to interpolate with.")
+    a, b = load_file(str(start / "model.safetensors")), load_file(str(run_dir / "final" / "model.safetensors"))
+    if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
+        raise ValueError(f"{start} and {run_dir / 'final'} are models of different shapes: nothing to interpolate")
+    out = Path(out_dir) if out_dir else run_dir.with_name(f"{run_dir.name}-a{alpha:g}")
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(run_dir / "tokenizer", out / "tokenizer")
+    (out / "final").mkdir(parents=True)
+    for f in (run_dir / "final").iterdir():
+        if f.name != "model.safetensors":
+            shutil.copy2(f, out / "final" / f.name)
+    with torch.no_grad():
+        mixed = {k: ((1 - alpha) * a[k].float() + alpha * b[k].float()).to(b[k].dtype) for k in b}
+    save_file(mixed, str(out / "final" / "model.safetensors"), metadata={"format": "pt"})
+    rec["weight_interpolation"] = {"alpha": alpha, "start": str(start), "run": str(run_dir),
+                                   "weights": f"{1 - alpha:g} * start + {alpha:g} * the run's final weights"}
+    (out / "train_record.json").write_text(json.dumps(rec, indent=1))
+    return out
+
+
 def checkpoint_record(ckpt: Path) -> dict[str, Any]:
     """A training record for a checkpoint folder (steps, time and history from its trainer state)."""
     import torch
