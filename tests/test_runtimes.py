@@ -73,8 +73,6 @@ def test_embedded_multi_turn_uses_the_tool_result(embedded, tools):
 
 def test_a_spaced_json_tool_result_reads_as_the_compact_one(embedded, tools):
     """A client that sends `json.dumps(result)` (spaces after `:` and `,`) gets the same prompt, so the same answer."""
-    import json
-
     from helpers.runtimes.llama_chat import normalize_messages
 
     result = {"order_id": "48213", "status": "delayed", "eta": "2026-12-03", "total": 7.5}

@@ -1,6 +1,8 @@
 import json
 import re
 
+import pytest
+
 from helpers.data.synth import (DEV_SEED, CITIES_DEV, CITIES_TRAIN, ISSUES_DEV, REASONS_DEV, T, DialogueGenerator,
                                 eval_cases, template_regex)
 from helpers.domain.tools import TOOL_NAMES, validate_arguments
@@ -229,8 +231,6 @@ def test_phrase_bank_no_tool_texts_share_no_content_words_with_held_out_no_tool_
 def test_copy_pieces_bring_every_vocabulary_piece_into_an_argument(hf_tokenizer):
     """With `copy_share`, free texts and cities made of the tokenizer's pieces reach (nearly) every piece;
     without it, hundreds of pieces (`kiosk`, `produ`...) are never copied from a request into an argument."""
-    import pytest
-
     from helpers.data.synth import copy_pieces, pieces_in_arguments
 
     pieces = copy_pieces(hf_tokenizer)

@@ -270,7 +270,7 @@ def copy_pieces(tokenizer: Any) -> list[str]:
     return sorted(p for p in pieces if len(p) >= 2 and p.isalpha() and not p.startswith("<"))
 
 
-def pieces_in_arguments(gen: "DialogueSampler", tokenizer: Any, n: int,
+def pieces_in_arguments(gen: DialogueSampler, tokenizer: Any, n: int,
                         tools: tuple[str, ...] = ("create_ticket", "escalate_to_human", "get_weather")) -> set[int]:
     """Token ids that occur in a string argument of `n` requests per tool drawn from `gen` (notebook 01)."""
     seen: set[int] = set()

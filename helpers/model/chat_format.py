@@ -60,8 +60,9 @@ def dump_json(value: Any) -> str:
 def compact_json_text(text: str) -> str:
     """JSON text re-written compactly (`dump_json`), the only form the model saw in training; other text as is.
 
-    A hand-written client often sends `json.dumps(result)` with spaces after `:` and `,`; measured with the
-    5.2 M model, it copied an order status from such a result 21 times in 30, from the compact form 30 in 30."""
+    A hand-written client often sends `json.dumps(result)` with spaces after `:` and `,`; in a one-off check
+    before this normalisation, the 5.2 M model copied an order status from such a result 21 times in 30,
+    from the compact form 30 in 30."""
     if not text.lstrip().startswith(("{", "[")):
         return text
     try:

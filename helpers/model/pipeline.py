@@ -93,7 +93,6 @@ def interpolate_run(run_dir: str | Path, alpha: float, out_dir: str | Path | Non
     from keeps some of both (WiSE-FT, Wortsman et al., 2022). `start` defaults to the run's `init_from`. The
     result (`final/`, `tokenizer/`, `train_record.json` with a `weight_interpolation` entry) is a run folder
     for `export --from-run`."""
-    import torch
     from safetensors.torch import load_file, save_file
 
     run_dir = Path(run_dir)
@@ -114,8 +113,7 @@ def interpolate_run(run_dir: str | Path, alpha: float, out_dir: str | Path | Non
     for f in (run_dir / "final").iterdir():
         if f.name != "model.safetensors":
             shutil.copy2(f, out / "final" / f.name)
-    with torch.no_grad():
-        mixed = {k: ((1 - alpha) * a[k].float() + alpha * b[k].float()).to(b[k].dtype) for k in b}
+    mixed = {k: ((1 - alpha) * a[k].float() + alpha * b[k].float()).to(b[k].dtype) for k in b}
     save_file(mixed, str(out / "final" / "model.safetensors"), metadata={"format": "pt"})
     rec["weight_interpolation"] = {"alpha": alpha, "start": str(start), "run": str(run_dir),
                                    "weights": f"{1 - alpha:g} * start + {alpha:g} * the run's final weights"}

@@ -7,7 +7,6 @@ into OpenAI `tool_calls` (streaming too, with `finish_reason: "tool_calls"`).
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from typing import Any, Iterator
@@ -89,8 +88,7 @@ def chat_completion(llama, messages: list[dict[str, Any]], tools: list[dict[str,
     finish = out["choices"][0].get("finish_reason") or "stop"
     if parsed.tool_calls:
         msg["tool_calls"] = [{"id": _call_id(), "type": "function",
-                              "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False,
-                                                                                      separators=(",", ":"))}}
+                              "function": {"name": c["name"], "arguments": dump_json(c["arguments"])}}
                              for c in parsed.tool_calls]
         msg["content"] = parsed.content or None
         finish = "tool_calls"
@@ -135,8 +133,7 @@ def chat_completion_stream(llama, messages: list[dict[str, Any]], tools: list[di
         parsed = parse_reply(buf, known_tools=[t.get("function", t)["name"] for t in tools or []])
         if parsed.tool_calls:
             calls = [{"index": i, "id": _call_id(), "type": "function",
-                      "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False,
-                                                                              separators=(",", ":"))}}
+                      "function": {"name": c["name"], "arguments": dump_json(c["arguments"])}}
                      for i, c in enumerate(parsed.tool_calls)]
             yield chunk({"tool_calls": calls})
             finish = "tool_calls"
