@@ -203,11 +203,25 @@ class FitReport:
             lines.append(f"CPU features: {', '.join(have) or 'none'}" + (f" (missing: {', '.join(missing)})"
                                                                           if missing else ""))
         if self.decode_tok_s_bound:
-            lines.append(f"decode bound {self.decode_tok_s_bound:10.1f} tokens/s  (memory bandwidth "
-                         f"{self.bandwidth_bytes_s / 1e9:.1f} GB/s / weights; models smaller than the CPU cache "
-                         "run faster than this bound)")
+            lines.append(f"decode bound {self.decode_tok_s_bound:10.1f} tokens/s  (one-thread copy bandwidth "
+                         f"{self.bandwidth_bytes_s / 1e9:.1f} GB/s / weights: a rough CPU figure; several threads "
+                         "reach more bandwidth, and models smaller than the CPU cache run faster)")
         lines += [f"verdict: {self.verdict}", f"what to do: {self.advice}"]
         return "\n".join(lines)
+
+
+def _verdict(spec: ModelSpec, smaller: dict[str, int], kv: int, compute: int, budget: float,
+             where: str) -> tuple[str, str]:
+    """(verdict, advice) for one memory budget: as it is, with the largest quant type that fits, or not at all."""
+    if spec.weights_bytes + kv + compute <= budget:
+        return "fits", "load it as it is."
+    fitting = [n for n, w in smaller.items() if w + kv + compute <= budget and w < spec.weights_bytes]
+    if fitting:
+        advice = (f"quantize to {fitting[0]} (about {smaller[fitting[0]] / 2**20:.0f} MiB of weights), or lower "
+                  f"--ctx / --parallel to shrink the KV cache ({kv / 2**20:.0f} MiB now).")
+        return f"fits with {fitting[0]}", advice
+    return "does not fit", (f"even Q2_K with this context does not fit in {where}: choose a smaller model, lower "
+                            "--ctx and --parallel, or close other programs.")
 
 
 def fit(spec: ModelSpec, ctx: int | None = None, parallel: int = 1, ram_free_bytes: int | None = None,
@@ -226,23 +240,10 @@ def fit(spec: ModelSpec, ctx: int | None = None, parallel: int = 1, ram_free_byt
 
         ram_free_bytes = int(psutil.virtual_memory().available)
     kv, compute = kv_cache_bytes(spec, ctx, parallel), compute_buffer_bytes(spec, ctx, parallel)
-    budget = HEADROOM * ram_free_bytes
     smaller = {name: weights_bytes_as(spec, ggml) for name, ggml in QUANT_STEPS}
-    if spec.weights_bytes + kv + compute <= budget:
-        verdict, advice = "fits", "load it as it is."
-    else:
-        fitting = [n for n, w in smaller.items() if w + kv + compute <= budget and w < spec.weights_bytes]
-        if fitting:
-            verdict = f"fits with {fitting[0]}"
-            advice = (f"quantize to {fitting[0]} (about {smaller[fitting[0]] / 2**20:.0f} MiB of weights), "
-                      f"or lower --ctx / --parallel to shrink the KV cache ({kv / 2**20:.0f} MiB now).")
-        else:
-            verdict = "does not fit"
-            advice = ("even Q2_K with this context does not fit in free RAM: choose a smaller model, lower --ctx "
-                      "and --parallel, or close other programs.")
+    verdict, advice = _verdict(spec, smaller, kv, compute, HEADROOM * ram_free_bytes, "free RAM")
     gl = gpus() if gpu_list is None else gpu_list
-    gpu_verdicts = ["fits" if spec.weights_bytes + kv + compute <= HEADROOM * g["free_bytes"] else "does not fit"
-                    for g in gl]
+    gpu_verdicts = [_verdict(spec, smaller, kv, compute, HEADROOM * g["free_bytes"], "free VRAM")[0] for g in gl]
     bw = memory_bandwidth() if measure_bandwidth else None
     return FitReport(model=spec.name, ctx=ctx, parallel=parallel, weights_bytes=spec.weights_bytes, kv_bytes=kv,
                      compute_bytes=compute, ram_free_bytes=ram_free_bytes, verdict=verdict, advice=advice,
