@@ -101,3 +101,11 @@ def test_cpu_features_and_gpus_on_this_machine():
         assert set(feats) == set(X86_FEATURES) and feats["sse3"]  # every x86-64 Linux CPU has SSE3
     if shutil.which("nvidia-smi") is None:
         assert gpus() == []  # no driver, no GPU: the report says CPU only
+
+
+def test_doctor_fit_command(capsys):
+    from helpers.cli import main
+
+    assert main(["doctor", "--fit", str(artefact_path("gguf-q8_0")), "--ctx", "256"]) == 0
+    out = capsys.readouterr().out
+    assert "edge-slm-q8_0.gguf" in out and "verdict: fits" in out
