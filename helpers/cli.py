@@ -115,6 +115,16 @@ def _cmd_doctor(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_contract(a: argparse.Namespace) -> int:
+    from helpers.contract import FAIL, format_contract, run_contract
+    from helpers.runtimes import check_runtime_name
+
+    names = [check_runtime_name(n) for n in a.runtimes.split(",")] if a.runtimes else None
+    table = run_contract(names, log=print if a.verbose else None)
+    print(format_contract(table))
+    return 1 if any(o.status == FAIL for row in table.values() for o in row.values()) else 0
+
+
 def _cmd_run_all(a: argparse.Namespace) -> int:
     import os
 
@@ -191,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--ctx", type=int, help="with --fit: context tokens per sequence (default: the model's)")
     d.add_argument("--parallel", type=int, default=1, help="with --fit: sequences served at once (default 1)")
     d.set_defaults(func=_cmd_doctor)
+
+    c = sub.add_parser("contract", help="one contract, every runtime: the same checks on each runtime here")
+    c.add_argument("--runtimes", help="comma-separated runtime names (default: every registered runtime)")
+    c.add_argument("-v", "--verbose", action="store_true", help="print each check as it runs")
+    c.set_defaults(func=_cmd_contract)
 
     r = sub.add_parser("run-all", help="execute every notebook and lab solution headless (papermill)")
     r.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")

@@ -6,6 +6,7 @@ quantized file from the quantization notebooks) and answers through the same int
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,6 +33,9 @@ class EmbeddedRuntime(Runtime):
         self.n_ctx = n_ctx
         self.constrained = constrained
         self._llama = None
+        # one llama.cpp context decodes one sequence at a time: two threads in it at once abort the process
+        # (GGML_ASSERT, found by the contract suite), so requests from threads take turns
+        self._lock = threading.Lock()
 
     @property
     def model(self) -> str:
@@ -80,8 +84,9 @@ class EmbeddedRuntime(Runtime):
         from helpers.runtimes.llama_chat import chat_completion
 
         timer = Timer()
-        out = chat_completion(self.llama, messages, tools, temperature=temperature, max_tokens=max_tokens,
-                              seed=seed, model=self.model, grammar=self._grammar(tools, messages))
+        with self._lock:
+            out = chat_completion(self.llama, messages, tools, temperature=temperature, max_tokens=max_tokens,
+                                  seed=seed, model=self.model, grammar=self._grammar(tools, messages))
         return self._result(out, timer, tools)
 
     def _result(self, out: dict[str, Any], timer: Timer, tools: list[dict[str, Any]] | None) -> ChatResult:
@@ -102,14 +107,17 @@ class EmbeddedRuntime(Runtime):
         from helpers.runtimes.openai_compat import stream_events
 
         timer = Timer()
-        chunks = chat_completion_stream(self.llama, messages, tools, temperature=temperature, max_tokens=max_tokens,
-                                        seed=seed, model=self.model, grammar=self._grammar(tools, messages))
-        yield from stream_events(chunks, self.name, self.model, tools, timer)
+        with self._lock:  # held until the stream ends or the caller closes it
+            chunks = chat_completion_stream(self.llama, messages, tools, temperature=temperature,
+                                            max_tokens=max_tokens, seed=seed, model=self.model,
+                                            grammar=self._grammar(tools, messages))
+            yield from stream_events(chunks, self.name, self.model, tools, timer)
 
     def close(self) -> None:
-        if self._llama is not None:
-            self._llama.close()
-            self._llama = None
+        with self._lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
 
 
 __all__ = ["EmbeddedRuntime", "default_gguf", "time_to_first_token"]

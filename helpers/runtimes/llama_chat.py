@@ -62,11 +62,16 @@ def _tokens(llama, messages: list[dict[str, Any]], tools: list[dict[str, Any]] |
             max_tokens: int) -> list[int]:
     prompt = render(normalize_messages(messages), tools, add_generation_prompt=True)
     toks = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-    n_ctx = llama.n_ctx()
-    if len(toks) + max_tokens > n_ctx:
-        raise ContextOverflow(f"The conversation is {len(toks)} tokens and the reply may take {max_tokens}: over the "
-                              f"model's {n_ctx}-token context. Drop or summarise old turns (the agent notebooks on memory show how).")
+    check_context(len(toks), max_tokens, llama.n_ctx())
     return toks
+
+
+def check_context(n_prompt: int, max_tokens: int, n_ctx: int) -> None:
+    """Raise ContextOverflow unless a prompt of `n_prompt` tokens plus `max_tokens` fits an `n_ctx` context."""
+    if n_prompt + max_tokens > n_ctx:
+        raise ContextOverflow(f"The conversation is {n_prompt} tokens and the reply may take {max_tokens}: over the "
+                              f"model's {n_ctx}-token context. Drop or summarise old turns (the agent notebooks on "
+                              "memory show how).")
 
 
 def _completion(llama, toks, temperature, max_tokens, seed, stream, grammar=None):

@@ -13,7 +13,7 @@ from typing import Any
 
 from helpers.model.chat_format import parse_reply, render
 from helpers.runtimes.base import Availability, ChatResult, Runtime, Timer
-from helpers.runtimes.llama_chat import normalize_messages
+from helpers.runtimes.llama_chat import check_context, normalize_messages
 
 
 class _RenderedRuntime(Runtime):
@@ -34,6 +34,10 @@ class _RenderedRuntime(Runtime):
         """Generated token ids after `prompt_ids` (stops at <|end|>, which is not included)."""
 
     @abstractmethod
+    def context_length(self) -> int:
+        """Tokens the model's context window holds (prompt plus reply)."""
+
+    @abstractmethod
     def encode(self, text: str) -> list[int]:
         """Token ids of a prompt text."""
 
@@ -47,6 +51,7 @@ class _RenderedRuntime(Runtime):
 
         timer = Timer()
         prompt = self.encode(render(normalize_messages(messages), tools, add_generation_prompt=True))
+        check_context(len(prompt), max_tokens, self.context_length())
         out = self.generate_ids(prompt, max_tokens, temperature, seed)
         raw = self.decode(out)
         parsed = parse_reply(raw, known_tools=[t.get("function", t)["name"] for t in tools or []])
@@ -54,7 +59,8 @@ class _RenderedRuntime(Runtime):
                                    for i, c in enumerate(parsed.tool_calls)], tools)
         return ChatResult(runtime=self.name, model=self.model, content=raw if parsed.error else parsed.content,
                           tool_calls=calls, error=parsed.error or err,
-                          finish_reason="tool_calls" if calls else "stop", prompt_tokens=len(prompt),
+                          finish_reason="tool_calls" if calls else "length" if len(out) >= max_tokens else "stop",
+                          prompt_tokens=len(prompt),
                           completion_tokens=len(out), total_s=timer.elapsed, raw=raw)
 
 
@@ -92,6 +98,10 @@ class TransformersRuntime(_RenderedRuntime):
             torch.manual_seed(0)
             self._tok = AutoTokenizer.from_pretrained(str(self.model_dir))
             self._model = LlamaForCausalLM.from_pretrained(str(self.model_dir)).eval()
+
+    def context_length(self) -> int:
+        self._load()
+        return int(self._model.config.max_position_embeddings)
 
     def encode(self, text: str) -> list[int]:
         self._load()
@@ -138,6 +148,11 @@ class OrtGenAIRuntime(_RenderedRuntime):
 
             self._og_model = og.Model(str(self.model_dir))
             self._tok = og.Tokenizer(self._og_model)
+
+    def context_length(self) -> int:
+        import json
+
+        return int(json.loads((self.model_dir / "genai_config.json").read_text())["model"]["context_length"])
 
     def encode(self, text: str) -> list[int]:
         self._load()
