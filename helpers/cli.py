@@ -32,13 +32,15 @@ def _cmd_train_model(a: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    record = train(out, tok_dir, cfg, shape, log=log)
+    from helpers.eval import transformers_exact_match
+
+    record = train(out, tok_dir, cfg, shape, log=log, evaluate=transformers_exact_match)
     print(json.dumps({k: v for k, v in record.items() if k != "history"}))
     return 0
 
 
 def _cmd_serve(a: argparse.Namespace) -> int:
-    from helpers.runtimes.embedded import default_gguf
+    from helpers.registry import default_gguf
     from helpers.runtimes.server import serve
 
     serve(a.model or default_gguf(), host=a.host, port=a.port, n_threads=a.threads)
@@ -117,9 +119,11 @@ def _cmd_run_all(a: argparse.Namespace) -> int:
 
     doc = run_all([Path(p) for p in a.notebooks] or None, smoke=a.smoke)
     for r in doc["notebooks"]:
-        print(f"{r['status']:<7}{r['seconds']:>8.1f} s  {r['notebook']}  answered by: {', '.join(r['runtimes']) or '-'}")
+        who = ", ".join(r["runtimes"]) or "-"
+        print(f"{r['status']:<7}{r['seconds']:>8.1f} s  {r['notebook']}  answered by: {who}")
         if r["status"] != "ok":
-            print(f"  {r['error']}\n  failing cell:\n" + "\n".join("    " + x for x in r.get("failing_cell", "").splitlines()))
+            cell = "\n".join("    " + x for x in r.get("failing_cell", "").splitlines())
+            print(f"  {r['error']}\n  failing cell:\n" + cell)
     print(f"{doc['passed']} passed, {doc['failed']} failed in {doc['seconds']} s; report: build/run-report.json")
     return 1 if doc["failed"] else 0
 

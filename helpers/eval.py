@@ -120,3 +120,20 @@ def predict(runtime, cases: list[dict[str, Any]], tools: list[dict[str, Any]] | 
         preds.append({"name": res.tool_calls[0].name, "arguments": res.tool_calls[0].arguments}
                      if res.tool_calls else None)
     return preds
+
+
+def transformers_exact_match(model, tok, cases: list[dict[str, Any]], max_new_tokens: int = 64) -> float:
+    """Exact match of greedy tool calls of a loaded transformers model on `cases` (notebook 01): the same prompt
+    rendering, reply parsing and scoring as `python -m helpers eval-toolcalls`; training's `evaluate`."""
+    import torch
+
+    from helpers.runtimes.reference import TransformersRuntime
+
+    rng_state = torch.get_rng_state()  # the runtime seeds torch per request: training's random state stays
+    model.eval()
+    try:
+        preds = predict(TransformersRuntime.from_loaded(model, tok), cases, max_tokens=max_new_tokens)
+    finally:
+        model.train()
+        torch.set_rng_state(rng_state)
+    return summarize(cases, preds)["exact_match"]

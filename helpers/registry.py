@@ -58,6 +58,11 @@ def artefact_path(name: str) -> Path:
     return DATA / ARTEFACTS[name]
 
 
+def default_gguf() -> Path:
+    """The GGUF file the embedded and llamacpp runtimes load unless told otherwise (the shipped f16 model)."""
+    return artefact_path("gguf-f16")
+
+
 def load_manifest() -> dict[str, Any]:
     """The manifest's entries, or {} before the first export."""
     if not MANIFEST.exists():

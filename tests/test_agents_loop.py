@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 import pytest
 from pydantic import Field
 
-from helpers.agents.evaluate import (agent_cases, format_agent_table, load_agent_cases, main, score_turn,
+from helpers.agents.evaluate import (agent_cases, load_agent_cases, main, score_turn,
                                      write_cases)
 from helpers.agents.loop import Agent, AgentResult
 from helpers.agents.toolbox import ToolArgumentError, ToolBox, ToolExecutionError, build_shop_db, shop_copy

@@ -161,7 +161,7 @@ def decision_confidence(runtime: Any, messages: list[dict[str, Any]], tools: lis
     import llama_cpp
     import numpy as np
 
-    from helpers.model.chat_format import CALL_START, render
+    from helpers.domain.chat_format import CALL_START, render
     from helpers.runtimes.llama_chat import normalize_messages
 
     prompt = render(normalize_messages(messages), tools, add_generation_prompt=True)
@@ -293,19 +293,14 @@ def select_tier(text: str, intent: str, table: dict[str, str] | None = None, lon
 
 def tier_files(out_dir: str | Path | None = None) -> dict[str, Path]:
     """GGUF file per tier: shipped f16 and Q8_0, and Q4_K_M quantized here once (under build/router)."""
-    from helpers.paths import BUILD, GGUF_DIR
+    from helpers.model.export import quantized_gguf
+    from helpers.paths import BUILD
+    from helpers.registry import artefact_path
 
-    out = Path(out_dir) if out_dir else BUILD / "router"
-    f16, q8 = GGUF_DIR / "edge-slm-f16.gguf", GGUF_DIR / "edge-slm-q8_0.gguf"
-    q4 = out / "edge-slm-q4_k_m.gguf"
+    f16, q8 = artefact_path("gguf-f16"), artefact_path("gguf-q8_0")
     if not f16.exists():
         raise FileNotFoundError(f"No model at {f16}: restore data/gguf from git or run `python -m helpers export`.")
-    if not q4.exists() or q4.stat().st_mtime < f16.stat().st_mtime:  # (re)make it when the model changed
-        tmp = out / f".{q4.name}.{os.getpid()}.tmp"
-        from helpers.quant.quantize import quantize
-
-        quantize(f16, tmp, "Q4_K_M")
-        os.replace(tmp, q4)  # atomic: a process that has the old file open keeps reading it intact
+    q4 = quantized_gguf(f16, "Q4_K_M", Path(out_dir) if out_dir else BUILD / "router")
     return {"lightweight": q4, "balanced": q8 if q8.exists() else f16, "capable": f16}
 
 

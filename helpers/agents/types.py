@@ -79,7 +79,9 @@ def run_thermostat(rule: Callable[[float], bool], hours: float = 24.0, seed: int
         on = rule(temp)
         if not isinstance(on, (bool, int)):
             raise TypeError(f"the rule must return True/False (heater on?), got {on!r}")
-        hist["t_h"].append(room.t_h); hist["temp"].append(temp); hist["outside"].append(room.outside())
+        hist["t_h"].append(room.t_h)
+        hist["temp"].append(temp)
+        hist["outside"].append(room.outside())
         hist["heater"].append(bool(on))
         room.step(bool(on))
     warm = [t for t, h in zip(hist["temp"], hist["t_h"]) if h >= 2.0]  # after a 2-hour warm-up
@@ -124,7 +126,8 @@ def reachable(grid: list[str], start: Cell) -> set[Cell]:
     while todo:
         for nb in neighbours(grid, todo.pop()):
             if nb not in seen:
-                seen.add(nb); todo.append(nb)
+                seen.add(nb)
+                todo.append(nb)
     return seen
 
 
@@ -179,7 +182,8 @@ class VacuumWorld:
 
 
 def update_map(known: dict[Cell, str], percept: VacuumPercept) -> dict[Cell, str]:
-    """Notebook 02: fold one percept into the vacuum's map: 'dirty'/'clean' here, 'wall' or 'free' (seen, not visited) around."""
+    """Notebook 02: fold one percept into the vacuum's map: 'dirty'/'clean' here, 'wall' or 'free' (seen, not
+    visited) around."""
     known[percept.pos] = "dirty" if percept.dirty else "clean"
     r, c = percept.pos
     for d, (dr, dc) in MOVES.items():
@@ -319,7 +323,8 @@ def bfs_expanded(grid: list[str], start: Cell, goal: Cell) -> int:
             return n
         for nb in neighbours(grid, cell):
             if nb not in seen:
-                seen.add(nb); queue.append(nb)
+                seen.add(nb)
+                queue.append(nb)
     return n
 
 
@@ -330,7 +335,8 @@ def path_moves(path: list[Cell]) -> list[str]:
 
 
 class GoalAgent:
-    """Notebook 02: goal-based agent: plans a route to its goal with a planner, then follows it; replans if it is off route."""
+    """Notebook 02: goal-based agent: plans a route to its goal with a planner, then follows it; replans if it is
+    off route."""
 
     def __init__(self, grid: list[str], goal: Cell,
                  planner: Callable[[list[str], Cell, Cell], list[Cell] | None] = bfs_path) -> None:
@@ -403,7 +409,8 @@ class EpsilonGreedy:
 class UCB1:
     """Notebook 02: pick the arm with the best optimistic estimate, mean + sqrt(2 ln t / n): explores by doubt."""
 
-    def __init__(self, k: int, update: Callable[[list[float], list[int], int, float], None] = incremental_update) -> None:
+    def __init__(self, k: int,
+                 update: Callable[[list[float], list[int], int, float], None] = incremental_update) -> None:
         self.q, self.n, self.update = [0.0] * k, [0] * k, update
 
     def choose(self) -> int:
@@ -441,7 +448,9 @@ def run_bandit(agent: Any, bandit: Bandit, steps: int = 1000) -> dict[str, Any]:
         reward = bandit.pull(arm)
         agent.learn(arm, reward)
         regret += best - bandit.probs[arm]  # expected reward lost against always playing the best arm
-        hist["arms"].append(arm); hist["rewards"].append(reward); hist["regret"].append(regret)
+        hist["arms"].append(arm)
+        hist["rewards"].append(reward)
+        hist["regret"].append(regret)
     hist["best_share"] = sum(a == bandit.best for a in hist["arms"][steps // 2:]) / max(1, steps - steps // 2)
     return hist
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 from helpers.data.phrasebank import BANK_REQUESTS, BANK_TEXTS
 from helpers.domain.tools import (CONDITIONS, FIRST_NAMES, LAST_NAMES, ORDER_STATUSES, PRODUCTS, TIERS,
                                   TOOL_NAMES, WAREHOUSES, openai_tools)
-from helpers.model.chat_format import FOUNDRY_PROTOCOL_PREFIX, MESSAGE_FRAME, dump_json
+from helpers.domain.chat_format import FOUNDRY_PROTOCOL_PREFIX, MESSAGE_FRAME, dump_json
 
 # ----------------------------------------------------------------------------------------------- values
 CITIES_TRAIN = """Paris|London|Berlin|Madrid|Rome|Lisbon|Dublin|Amsterdam|Brussels|Vienna|Prague|Warsaw|

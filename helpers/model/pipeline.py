@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from helpers.model.chat_format import CHAT_TEMPLATE
+from helpers.domain.chat_format import CHAT_TEMPLATE
 
 
 def write_tokenizer_files(tok, out_dir: str | Path) -> None:
@@ -43,11 +43,12 @@ def write_tokenizer_files(tok, out_dir: str | Path) -> None:
 def prepare_tokenizer(out_dir: str | Path, n_dialogues: int = 40000, vocab_size: int = 1024, seed: int = 123):
     """Train the tokenizer on `n_dialogues` fresh training dialogues and save it in `out_dir`."""
     from helpers.data.synth import DialogueGenerator
-    from helpers.model.chat_format import render
+    from helpers.domain.chat_format import render
     from helpers.model.tokenizer import hf_tokenizer, train_tokenizer
 
     g = DialogueGenerator(split="train", seed=seed + 999)
-    texts = [render(d.messages, d.tools, add_generation_prompt=False) for d in (g.dialogue() for _ in range(n_dialogues))]
+    texts = [render(d.messages, d.tools, add_generation_prompt=False)
+             for d in (g.dialogue() for _ in range(n_dialogues))]
     model_file = train_tokenizer(texts, out_dir, vocab_size=vocab_size)
     tok = hf_tokenizer(model_file)
     write_tokenizer_files(tok, out_dir)
@@ -164,6 +165,7 @@ def export_all(run_dir: str | Path | None = None, log=print) -> dict[str, Any]:
     for precision in ("int4", "fp32"):
         step(f"onnx-{precision}", hf_to_onnx_genai, MODEL_DIR, ONNX_DIR / precision, precision)
     EVAL_DIR.mkdir(parents=True, exist_ok=True)
-    step("dev-set", lambda: write_jsonl(eval_cases(300, seed=DEV_SEED), str(EVAL_DIR / "dev.jsonl")) or EVAL_DIR / "dev.jsonl")
+    step("dev-set",
+         lambda: write_jsonl(eval_cases(300, seed=DEV_SEED), str(EVAL_DIR / "dev.jsonl")) or EVAL_DIR / "dev.jsonl")
     doc = write_manifest()
     return {"timings_s": timings, "manifest": doc}

@@ -15,7 +15,6 @@ the runtime interface does not expose. Tool-call accuracy does go through a runt
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import math
@@ -28,8 +27,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from helpers.paths import BUILD, GGUF_DIR
+from helpers.paths import BUILD
+from helpers.model.export import quantized_gguf, quantized_path
 from helpers.quant.gguf_file import check_gguf, type_counts
+from helpers.registry import default_gguf
 from helpers.quant.quantize import quantize
 
 # The types notebook 09 compares (the issue asks for at least these), from small to large.
@@ -46,12 +47,12 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (  # key, header, format
 
 def default_source() -> Path:
     """The shipped f16 GGUF file that every type is quantized from (notebook 09)."""
-    return GGUF_DIR / "edge-slm-f16.gguf"
+    return default_gguf()
 
 
 def quant_path(qtype: str, out_dir: str | Path | None = None) -> Path:
     """Where the file of `qtype` goes: build/quant/edge-slm-<type>.gguf (notebook 09)."""
-    return Path(out_dir or QUANT_DIR) / f"edge-slm-{qtype.lower()}.gguf"
+    return quantized_path(qtype, out_dir or QUANT_DIR)
 
 
 def answered_by(path: str | Path) -> str:
@@ -65,7 +66,7 @@ def held_out_text(n_dialogues: int = 60, seed: int = 2024) -> str:
     if n_dialogues < 1:
         raise ValueError(f"n_dialogues must be at least 1, not {n_dialogues}.")
     from helpers.data.synth import DialogueGenerator
-    from helpers.model.chat_format import render
+    from helpers.domain.chat_format import render
 
     g = DialogueGenerator(split="dev", seed=seed)
     return "".join(render(d.messages, d.tools, add_generation_prompt=False)
@@ -113,7 +114,7 @@ def held_out_tokens(path: str | Path, n_dialogues: int = 60, seed: int = 2024) -
     if n_dialogues < 1:
         raise ValueError(f"n_dialogues must be at least 1, not {n_dialogues}.")
     from helpers.data.synth import DialogueGenerator
-    from helpers.model.chat_format import render_segments
+    from helpers.domain.chat_format import render_segments
 
     g = DialogueGenerator(split="dev", seed=seed)
     llm = _load(check_gguf(path), 64, 1, False)
@@ -316,14 +317,10 @@ def tool_exact_match(path: str | Path, cases: list[dict[str, Any]], threads: int
 # ----------------------------------------------------------------------------------------- quantize + table
 def quantize_type(src: str | Path, qtype: str, out_dir: str | Path | None = None, threads: int = 2,
                   force: bool = False) -> Path:
-    """Quantize `src` to `qtype` under build/quant, unless a file newer than `src` is there already (nb 09)."""
-    src = check_gguf(src)
-    dst = quant_path(qtype, out_dir)
-    if not force and dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime and dst.stat().st_size > 0:
-        return dst
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    quantize(src, dst, qtype, threads=threads)  # notebook 08's helper: checks, quiet log, fallback warnings
-    return dst
+    """Quantize `src` to `qtype` under build/quant, unless a file newer than `src` is there already (nb 09):
+    `helpers.model.export.quantized_gguf` with notebook 08's checked `quantize` (checks, quiet log, warnings)."""
+    return quantized_gguf(check_gguf(src), qtype, out_dir or QUANT_DIR, threads=threads, force=force,
+                          quantizer=quantize)
 
 
 def _check_types(types: Sequence[str]) -> list[str]:
@@ -508,7 +505,7 @@ def target_sentence(rows: list[dict[str, Any]], qtype: str = "Q4_K_M", min_ratio
 
 
 # ----------------------------------------------------------------------------------------- command line
-def bench_quant(a: argparse.Namespace) -> int:
+def bench_quant(a: Any) -> int:
     """Run `bench-quant` from parsed arguments: quantize, measure, print the table (notebook 09)."""
     import json
 
@@ -526,14 +523,3 @@ def bench_quant(a: argparse.Namespace) -> int:
         Path(a.json).write_text(json.dumps([{k: v for k, v in r.items() if k != "passed"} for r in rows],
                                            indent=1) + "\n")
     return 0
-
-
-def bench_quant_main(argv: list[str] | None = None) -> int:
-    """`python -m helpers.quant.measure ...`, the same as `python -m helpers bench-quant ...` (notebook 09)."""
-    from helpers.cli import main
-
-    return main(["bench-quant", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(bench_quant_main())

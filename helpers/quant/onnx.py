@@ -21,53 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from helpers.model.export import hf_to_onnx_genai
+# the folder checks live beside the export that writes the folders (helpers.model.export)
+from helpers.model.export import (CONFIG, HOW_TO_BUILD, check_genai_folder, check_onnx_file,  # noqa: F401
+                                  hf_to_onnx_genai, model_filename)
 from helpers.quant.measure import check_chunks, chunked_logits, prompt_of_length, runtime_exact_match
 
-CONFIG = "genai_config.json"
-HOW_TO_BUILD = ("build one with `python -m helpers export`, or in Python with "
-                "`helpers.model.export.hf_to_onnx_genai(MODEL_DIR, out_dir, 'fp32')`")
 PROVIDERS = ("cpu", "cuda", "DML", "OpenVINO", "QNN", "WebGPU")  # names ORT GenAI's Config.append_provider takes
-
-
-def check_onnx_file(path: str | Path) -> Path:
-    """Notebook 10: `path` if it is an ONNX model file, else a clear error saying what to pass instead."""
-    import onnx
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No ONNX file at {path}: {HOW_TO_BUILD}.")
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder; pass the model file inside it (usually {path / 'model.onnx'}).")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError and friends
-        raise ValueError(f"{path} is not an ONNX model ({type(exc).__name__}). Pass a model.onnx written by "
-                         f"the ORT GenAI builder or torch.onnx.export; {HOW_TO_BUILD}.") from None
-    if not model.graph.node:
-        raise ValueError(f"{path} parsed as ONNX but holds no graph nodes: it is not an ONNX model. {HOW_TO_BUILD}.")
-    return path
-
-
-def check_genai_folder(path: str | Path) -> Path:
-    """Notebook 10: `path` if it is an ORT GenAI model folder, else a clear error saying how to make one."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No ORT GenAI folder at {path}: {HOW_TO_BUILD}.")
-    if path.is_file():
-        raise NotADirectoryError(f"{path} is a file; pass the ORT GenAI folder that holds {CONFIG} "
-                                 f"(for example {path.parent}).")
-    if not (path / CONFIG).exists():
-        raise FileNotFoundError(f"{path} is not an ORT GenAI folder: it has no {CONFIG}. {HOW_TO_BUILD[0].upper()}"
-                                f"{HOW_TO_BUILD[1:]}.")
-    check_onnx_file(path / model_filename(path))
-    return path
-
-
-def model_filename(folder: str | Path) -> str:
-    """Notebook 10: the ONNX file an ORT GenAI folder's config names (`model.onnx` as the builder writes it)."""
-    cfg = json.loads((Path(folder) / CONFIG).read_text(encoding="utf-8"))
-    return cfg["model"]["decoder"]["filename"]
 
 
 def model_bytes(folder: str | Path) -> int:
@@ -146,7 +105,8 @@ def logits(model, tokens: list[int], n_ctx: int = 256, bos: int = 1) -> tuple[np
     elif callable(model):
         run = model
     else:
-        raise TypeError(f"model must be an ORT GenAI folder, an og.Model or a function ids -> logits, not {type(model)}.")
+        raise TypeError(f"model must be an ORT GenAI folder, an og.Model or a function ids -> logits, "
+                        f"not {type(model)}.")
     return chunked_logits(run, tokens, n_ctx, bos)
 
 
@@ -248,7 +208,8 @@ def try_providers(folder: str | Path, providers: tuple[str, ...] = PROVIDERS) ->
 
 
 # ----------------------------------------------------------------------------------------- command line
-def compare(out_dir: str | Path, hf_dir: str | Path | None = None, gguf_types: tuple[str, ...] = ("F16", "Q8_0", "Q4_K_M"),
+def compare(out_dir: str | Path, hf_dir: str | Path | None = None,
+            gguf_types: tuple[str, ...] = ("F16", "Q8_0", "Q4_K_M"),
             cases: list[dict[str, Any]] | None = None, n_dialogues: int = 60, n_ctx: int = 256, runs: int = 3,
             n_prompt: int = 128, n_gen: int = 64, threads: int = 1, seed: int = 2024) -> list[dict[str, Any]]:
     """Notebook 10 (`python -m helpers bench-onnx`): build fp32/int8/int4 ORT GenAI folders and measure them
@@ -284,7 +245,8 @@ def compare(out_dir: str | Path, hf_dir: str | Path | None = None, gguf_types: t
         path = f16 if qtype.upper() == "F16" else measure.quantize_type(f16, qtype, out_dir / "gguf")
         r = row(qtype.upper(), path.stat().st_size, measure.logits(path, tokens, n_ctx, threads)[0])
         r.update(measure.speed(path, runs=runs, prompt_tokens=tokens, n_prompt=n_prompt, n_gen=n_gen, threads=threads))
-        r.update(measure.tool_exact_match(path, cases, threads) if cases else {"exact_match": None, "answered_by": None})
+        r.update(measure.tool_exact_match(path, cases, threads) if cases
+                 else {"exact_match": None, "answered_by": None})
         rows.append(r)
     return rows
 
@@ -302,16 +264,3 @@ def bench_onnx(a: Any) -> int:
         if r.get("answered_by"):
             print(f"{r['type']:<8} answered by: {r['answered_by']}")
     return 0
-
-
-def bench_onnx_main(argv: list[str] | None = None) -> int:
-    """`python -m helpers.quant.onnx ...`, the same as `python -m helpers bench-onnx ...` (notebook 10)."""
-    import sys
-
-    from helpers.cli import main
-
-    return main(["bench-onnx", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(bench_onnx_main())

@@ -9,14 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
+from helpers.registry import default_gguf
 from helpers.runtimes.base import Availability, ChatResult, Runtime, StreamEvent, Timer, default_threads
-
-
-def default_gguf() -> Path:
-    """The GGUF file the embedded runtime loads unless told otherwise."""
-    from helpers.registry import artefact_path
-
-    return artefact_path("gguf-f16")
+from helpers.runtimes.wire import decode_calls, stream_events
 
 
 class EmbeddedRuntime(Runtime):
@@ -85,8 +80,6 @@ class EmbeddedRuntime(Runtime):
         return self._result(out, timer, tools)
 
     def _result(self, out: dict[str, Any], timer: Timer, tools: list[dict[str, Any]] | None) -> ChatResult:
-        from helpers.runtimes.openai_compat import decode_calls
-
         msg = out["choices"][0]["message"]
         calls, err = decode_calls(msg.get("tool_calls") or [], tools)
         res = ChatResult(runtime=self.name, model=self.model, content=msg.get("content") or "", tool_calls=calls,
@@ -99,7 +92,6 @@ class EmbeddedRuntime(Runtime):
     def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
                temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> Iterator[StreamEvent]:
         from helpers.runtimes.llama_chat import chat_completion_stream
-        from helpers.runtimes.openai_compat import stream_events
 
         timer = Timer()
         chunks = chat_completion_stream(self.llama, messages, tools, temperature=temperature, max_tokens=max_tokens,

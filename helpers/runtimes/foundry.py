@@ -10,7 +10,6 @@ in its online catalog only, so offline it cannot serve a bring-your-own model: u
 from __future__ import annotations
 
 import json
-import os
 import threading
 import uuid
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 from helpers.paths import BUILD, ONNX_DIR
 from helpers.runtimes.base import Availability, ChatResult, Runtime, RuntimeUnavailable, Timer
 from helpers.runtimes.llama_chat import normalize_messages
-from helpers.runtimes.openai_compat import decode_calls
+from helpers.runtimes.wire import decode_calls
 
 MODEL_ID = "edge-slm-generic-cpu:1"
 _LOCK = threading.Lock()

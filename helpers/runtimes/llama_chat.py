@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any, Iterator
 
-from helpers.model.chat_format import CALL_START, compact_json_text, dump_json, parse_reply, render
+from helpers.domain.chat_format import CALL_START, compact_json_text, dump_json, parse_reply, render
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -65,7 +65,8 @@ def _tokens(llama, messages: list[dict[str, Any]], tools: list[dict[str, Any]] |
     n_ctx = llama.n_ctx()
     if len(toks) + max_tokens > n_ctx:
         raise ContextOverflow(f"The conversation is {len(toks)} tokens and the reply may take {max_tokens}: over the "
-                              f"model's {n_ctx}-token context. Drop or summarise old turns (the agent notebooks on memory show how).")
+                              f"model's {n_ctx}-token context. Drop or summarise old turns (the agent notebooks "
+                              "on memory show how).")
     return toks
 
 

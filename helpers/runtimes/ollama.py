@@ -12,7 +12,7 @@ import os
 from typing import Any, Iterator
 
 from helpers.runtimes.base import Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, Timer
-from helpers.runtimes.openai_compat import decode_calls, http_get_json
+from helpers.runtimes.wire import decode_calls, http_get_json
 
 
 def ollama_host() -> str:
@@ -93,7 +93,8 @@ class OllamaRuntime(Runtime):
             resp = self.client.chat(model=self.model, messages=to_ollama_messages(messages), tools=tools or None,
                                     options=self._options(temperature, max_tokens, seed))
         except (httpx.ConnectError, ConnectionError) as exc:
-            raise RuntimeUnavailable(f"ollama: lost the server at {self.host} ({exc}); is `ollama serve` running?") from None
+            raise RuntimeUnavailable(f"ollama: lost the server at {self.host} ({exc}); "
+                                     "is `ollama serve` running?") from None
         msg = resp.message
         raw_calls = [{"id": f"call_{i}", "function": {"name": c.function.name, "arguments": dict(c.function.arguments)}}
                      for i, c in enumerate(msg.tool_calls or [])]

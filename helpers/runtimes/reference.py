@@ -11,7 +11,7 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
-from helpers.model.chat_format import parse_reply, render
+from helpers.domain.chat_format import parse_reply, render
 from helpers.runtimes.base import Availability, ChatResult, Runtime, Timer
 from helpers.runtimes.llama_chat import normalize_messages
 
@@ -43,7 +43,7 @@ class _RenderedRuntime(Runtime):
 
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
              temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> ChatResult:
-        from helpers.runtimes.openai_compat import decode_calls
+        from helpers.runtimes.wire import decode_calls
 
         timer = Timer()
         prompt = self.encode(render(normalize_messages(messages), tools, add_generation_prompt=True))
