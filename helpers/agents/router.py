@@ -140,45 +140,32 @@ def check_mapping(mapping: dict[str, str]) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- confidence
-def _embedded_llama(runtime: Any):
-    """The llama.cpp object behind an embedded runtime, or None for any other runtime."""
-    from helpers.runtimes.embedded import EmbeddedRuntime
-
-    return runtime.llama if isinstance(runtime, EmbeddedRuntime) else None
-
-
 def decision_confidence(runtime: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
                         max_steps: int = 16) -> dict[str, Any] | None:
     """Greedy-decode the model's first tokens up to its decision (a tool name, or the first text token) and
-    return {"intent", "confidence", "tokens", "prompt_tokens"}; None when the runtime exposes no logits.
+    return {"intent", "confidence", "tokens", "prompt_tokens"}; None when the runtime gives no logits.
 
     `confidence` is the product of the probabilities of the greedy tokens up to the decision (notebook 04).
-    Only the embedded runtime (llama.cpp in-process) gives token probabilities here; servers return None.
+    It needs the runtime's optional `next_token_logits` capability (the embedded runtime has it; servers that
+    answer chats only do not, and then this returns None).
     """
-    llama = _embedded_llama(runtime)
-    if llama is None:
+    if not (runtime.supports("next_token_logits") and runtime.supports("prompt_tokens")):
         return None
-    import llama_cpp
     import numpy as np
 
-    from helpers.domain.chat_format import CALL_START, render
-    from helpers.runtimes.llama_chat import normalize_messages
+    from helpers.domain.chat_format import CALL_START
 
-    prompt = render(normalize_messages(messages), tools, add_generation_prompt=True)
-    toks = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    toks = runtime.prompt_tokens(messages, tools)
     names = {}
     for n in [t.get("function", t)["name"] for t in tools or []]:
-        ids = llama.tokenize(n.encode("utf-8"), add_bos=False, special=True)
+        ids = runtime.tokenize(n)
         if len(ids) == 1:
             names[ids[0]] = n
-    call_start = llama.tokenize(CALL_START.encode("utf-8"), add_bos=False, special=True)
-    llama.reset()
-    llama.eval(toks)
-    n_vocab = llama.n_vocab()
+    call_start = runtime.tokenize(CALL_START)
     conf, seen = 1.0, []
     intent = NO_TOOL
     for i in range(max_steps):
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llama.ctx), shape=(n_vocab,)).astype(np.float64)
+        logits = np.asarray(runtime.next_token_logits(toks + seen), dtype=np.float64)
         p = np.exp(logits - logits.max())
         p /= p.sum()
         t = int(p.argmax())
@@ -189,8 +176,6 @@ def decision_confidence(runtime: Any, messages: list[dict[str, Any]], tools: lis
         if t in names:
             intent = names[t]
             break
-        llama.eval([t])
-    llama.reset()
     return {"intent": intent, "confidence": conf, "tokens": len(seen), "prompt_tokens": len(toks)}
 
 
@@ -308,7 +293,6 @@ def tier_runtimes(out_dir: str | Path | None = None) -> dict[str, Any]:
     """A runtime per tier. `EDGEAI_TIER_LIGHTWEIGHT` (BALANCED, CAPABLE) = `runtime:model` (e.g.
     `ollama:llama3.2:1b`) picks a learner's own model for that tier; otherwise the embedded GGUF tiers."""
     from helpers.runtimes import get_runtime
-    from helpers.runtimes.embedded import EmbeddedRuntime
 
     files = None
     out: dict[str, Any] = {}
@@ -319,7 +303,7 @@ def tier_runtimes(out_dir: str | Path | None = None) -> dict[str, Any]:
             out[tier] = get_runtime(name, model=model or None)
         else:
             files = files or tier_files(out_dir)
-            out[tier] = EmbeddedRuntime(model_path=files[tier])
+            out[tier] = get_runtime("embedded", model=str(files[tier]))
     return out
 
 
@@ -406,11 +390,12 @@ def escalation_target(local_best: Any, env: dict[str, str] | None = None,
                                 f"ALLOW_REMOTE=True but OPENAI_API_KEY is not set: escalations go to {here}. "
                                 "Nothing leaves this machine. Set OPENAI_API_KEY (and optionally OPENAI_BASE_URL) "
                                 "or EDGEAI_ESCALATION_URL to use a remote endpoint.")
-    from helpers.runtimes.openai_compat import OpenAICompatRuntime
+    from helpers.runtimes import get_runtime
 
     url = explicit_url or env.get("OPENAI_BASE_URL", "").strip() or "https://api.openai.com/v1"
     model = env.get("EDGEAI_ESCALATION_MODEL", "").strip() or "gpt-4o-mini"
-    rt = OpenAICompatRuntime(base_url=url, model=model, api_key=key or "not-needed-locally")
+    # built, not contacted: the endpoint sees a request only when a request escalates
+    rt = get_runtime("openai", model=model, check=False, base_url=url, api_key=key or "not-needed-locally")
     how = "EDGEAI_ESCALATION_URL" if explicit_url else "ALLOW_REMOTE=True and OPENAI_API_KEY"
     return EscalationTarget(rt, True, f"Escalations go to {model} at {url} (opted in by {how}): the escalated "
                                       "requests' text, including any customer ids in it, is sent there.")

@@ -8,9 +8,9 @@ of context). Perplexity is exp(mean negative log-likelihood of the actual next t
 `--kl-divergence` the tool reports the mean KL divergence KL(P_f16 || P_quant) of the next-token
 distributions and "Same top p", the share of positions where both models rank the same token first.
 
-This module reaches llama.cpp (llama-cpp-python) directly instead of going through the runtime
-interface, on purpose: it measures GGUF files as files (load time, logits of every position), which
-the runtime interface does not expose. Tool-call accuracy does go through a runtime (`EmbeddedRuntime`).
+Every model call goes through the runtime interface: `get_runtime("embedded", model=path)` loads a GGUF file
+in-process, and its optional capabilities (`tokenize`, `logits`, `next_token_logits`) give what a chat
+cannot: token ids, the logits of every position, one decode step at a time.
 """
 
 from __future__ import annotations
@@ -94,15 +94,22 @@ def _quiet_native(log_path: Path | None = None) -> Iterator[None]:
             os.close(saved)
 
 
-def _load(path: Path, n_ctx: int, threads: int, logits_all: bool):
-    """A llama.cpp model with BOTH thread counts set: llama-cpp-python's `n_threads_batch` defaults to every
-    core, and on a busy machine those threads spin-wait (a 40x slowdown was measured while training ran)."""
-    import llama_cpp
+def _runtime(path: Path, n_ctx: int, threads: int, logits_all: bool):
+    """The embedded runtime on a GGUF file, not loaded yet, with BOTH thread counts set to `threads` (the runtime
+    sets llama-cpp-python's `n_threads_batch`, which defaults to every core: on a busy machine those threads
+    spin-wait, a 40x slowdown was measured while training ran) and the whole context in one batch."""
+    from helpers.runtimes import get_runtime
 
+    return get_runtime("embedded", model=str(path), n_ctx=n_ctx, n_threads=threads, n_batch=n_ctx, n_ubatch=n_ctx,
+                       logits_all=logits_all)
+
+
+def _load(path: Path, n_ctx: int, threads: int, logits_all: bool):
+    """`_runtime(...)` with its model loaded, llama.cpp's log lines sent to a file."""
+    rt = _runtime(path, n_ctx, threads, logits_all)
     with _quiet_native():
-        return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
-                               n_threads=threads, n_threads_batch=threads, logits_all=logits_all, verbose=False,
-                               seed=123)
+        rt.load()
+    return rt
 
 
 def held_out_tokens(path: str | Path, n_dialogues: int = 60, seed: int = 2024) -> tuple[list[int], list[bool]]:
@@ -124,7 +131,7 @@ def held_out_tokens(path: str | Path, n_dialogues: int = 60, seed: int = 2024) -
         for _ in range(n_dialogues):
             d = g.dialogue()
             for text, is_reply in render_segments(d.messages, d.tools, add_generation_prompt=False):
-                ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+                ids = llm.tokenize(text)
                 tokens += ids
                 mask += [is_reply] * len(ids)
     finally:
@@ -143,7 +150,7 @@ def tokenize(path: str | Path, text: str) -> list[int]:
     """Token ids of `text` with the GGUF's own tokenizer, chat markers parsed as special tokens (nb 09)."""
     llm = _load(check_gguf(path), 64, 1, False)
     try:
-        return llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        return llm.tokenize(text)
     finally:
         llm.close()
 
@@ -182,14 +189,8 @@ def logits(path: str | Path, tokens: Sequence[int], n_ctx: int = 256,
     path = check_gguf(path)
     check_chunks(len(tokens), n_ctx)  # bad input fails before the model loads
     llm = _load(path, n_ctx, threads, True)
-
-    def run(chunk: list[int]) -> np.ndarray:
-        llm.reset()
-        llm.eval(chunk)
-        return llm.scores[:len(chunk)]
-
     try:
-        return chunked_logits(run, tokens, n_ctx, llm.token_bos())
+        return chunked_logits(llm.logits, tokens, n_ctx, llm.bos_token_id())
     finally:
         llm.close()
 
@@ -260,8 +261,6 @@ def speed(path: str | Path, runs: int = 3, prompt_tokens: Sequence[int] | None =
 
     Like llama-bench's pp/tg tests: the prompt is evaluated in one batch, then `n_gen` tokens are decoded
     one at a time (greedy, never stopping early), each run in a freshly loaded model."""
-    import llama_cpp
-
     path = check_gguf(path)
     if runs < 1 or n_prompt < 1 or n_gen < 1:
         raise ValueError("runs, n_prompt and n_gen must all be at least 1.")
@@ -270,18 +269,20 @@ def speed(path: str | Path, runs: int = 3, prompt_tokens: Sequence[int] | None =
     prompt = prompt_of_length(prompt_tokens, n_prompt)
     loads, pps, tgs = [], [], []
     for _ in range(runs):
+        llm = _runtime(path, n_prompt + n_gen + 8, threads, False)  # checked (file, checksum) before the clock
         t0 = time.perf_counter()
-        llm = _load(path, n_prompt + n_gen + 8, threads, False)
+        with _quiet_native():
+            llm.load()
         loads.append(time.perf_counter() - t0)
         try:
-            n_vocab = llm.n_vocab()
+            seq = list(prompt)
             t0 = time.perf_counter()
-            llm.eval(prompt)
+            row = llm.next_token_logits(seq)  # the prompt in one batch
             pps.append(n_prompt / (time.perf_counter() - t0))
             t0 = time.perf_counter()
-            for _ in range(n_gen):
-                row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,))
-                llm.eval([int(row.argmax())])
+            for _ in range(n_gen):  # each step evaluates only the new token (the KV cache holds the rest)
+                seq.append(int(row.argmax()))
+                row = llm.next_token_logits(seq)
             tgs.append(n_gen / (time.perf_counter() - t0))
         finally:
             llm.close()
@@ -307,11 +308,11 @@ def runtime_exact_match(rt: Any, cases: list[dict[str, Any]]) -> dict[str, Any]:
 
 def tool_exact_match(path: str | Path, cases: list[dict[str, Any]], threads: int = 1) -> dict[str, Any]:
     """Tool-call exact match of a GGUF file on eval cases, through the embedded runtime (nb 09)."""
-    from helpers.runtimes.embedded import EmbeddedRuntime
+    from helpers.runtimes import get_runtime
 
     path = check_gguf(path)
-    # EmbeddedRuntime sets n_threads_batch = n_threads, so prompt threads are pinned to `threads` as well
-    return runtime_exact_match(EmbeddedRuntime(model_path=path, n_threads=threads), cases)
+    # the embedded runtime sets n_threads_batch = n_threads, so prompt threads are pinned to `threads` as well
+    return runtime_exact_match(get_runtime("embedded", model=str(path), n_threads=threads), cases)
 
 
 # ----------------------------------------------------------------------------------------- quantize + table

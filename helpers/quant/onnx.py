@@ -175,17 +175,17 @@ def speed(folder: str | Path, prompt_tokens: list[int], runs: int = 3, n_prompt:
 
 def answered_by(folder: str | Path) -> str:
     """Notebook 10: the `runtime/model` label of an ORT GenAI folder, as `OrtGenAIRuntime` reports it."""
-    from helpers.runtimes.reference import OrtGenAIRuntime
+    from helpers.runtimes import get_runtime
 
-    rt = OrtGenAIRuntime(folder)
+    rt = get_runtime("ortgenai", model=str(folder), check=False)
     return f"{rt.name}/{rt.model}"
 
 
 def tool_exact_match(folder: str | Path, cases: list[dict[str, Any]]) -> dict[str, Any]:
     """Notebook 10: tool-call exact match of an ORT GenAI folder through `OrtGenAIRuntime` (as `measure` for GGUF)."""
-    from helpers.runtimes.reference import OrtGenAIRuntime
+    from helpers.runtimes import get_runtime
 
-    return runtime_exact_match(OrtGenAIRuntime(check_genai_folder(folder)), cases)
+    return runtime_exact_match(get_runtime("ortgenai", model=str(check_genai_folder(folder))), cases)
 
 
 def try_providers(folder: str | Path, providers: tuple[str, ...] = PROVIDERS) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ quantized file from the quantization notebooks) and answers through the same int
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from helpers.registry import default_gguf
 from helpers.runtimes.base import Availability, ChatResult, Runtime, StreamEvent, Timer, default_threads
@@ -16,17 +16,25 @@ from helpers.runtimes.wire import decode_calls, stream_events
 
 class EmbeddedRuntime(Runtime):
     """In-process llama.cpp on the workbook model; `constrained="schema"` or `"extractive"` adds grammar-
-    constrained decoding (see helpers.runtimes.constrained), None is plain decoding."""
+    constrained decoding (see helpers.runtimes.constrained), None is plain decoding.
+
+    It has every optional capability of the interface (token ids, next-token logits, logits of every position:
+    notebooks 04 and 09 use them). `n_batch`, `n_ubatch` and `logits_all` go to `llama_cpp.Llama` as they are
+    (`logits_all=True` is what `logits()` needs)."""
 
     name = "embedded"
+    capabilities = frozenset({"tokenize", "prompt_tokens", "bos_token_id", "next_token_logits", "logits"})
 
     def __init__(self, model_path: str | Path | None = None, n_threads: int | None = None, n_ctx: int = 2048,
-                 constrained: str | None = None) -> None:
+                 constrained: str | None = None, n_batch: int = 512, n_ubatch: int | None = None,
+                 logits_all: bool = False) -> None:
         self.model_path = Path(model_path) if model_path else default_gguf()
         self.n_threads = n_threads or default_threads()
         self.n_ctx = n_ctx
         self.constrained = constrained
+        self.n_batch, self.n_ubatch, self.logits_all = n_batch, n_ubatch, logits_all
         self._llama = None
+        self._scored: list[int] = []  # the tokens next_token_logits last evaluated (its KV cache holds them)
 
     @property
     def model(self) -> str:
@@ -58,10 +66,64 @@ class EmbeddedRuntime(Runtime):
                 raise RuntimeUnavailable(f"embedded runtime: {av.detail}; {av.fix}")
             import llama_cpp
 
+            extra: dict[str, Any] = {"n_ubatch": self.n_ubatch} if self.n_ubatch else {}
+            if self.logits_all:
+                extra["logits_all"] = True
             self._llama = llama_cpp.Llama(model_path=str(self.model_path), n_ctx=self.n_ctx,
                                           n_threads=self.n_threads, n_threads_batch=self.n_threads,
-                                          n_batch=512, verbose=False, seed=123)
+                                          n_batch=self.n_batch, verbose=False, seed=123, **extra)
         return self._llama
+
+    # ------------------------------------------------------------------ optional capabilities
+    def load(self) -> None:
+        _ = self.llama  # loads the model
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def prompt_tokens(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> list[int]:
+        from helpers.domain.chat_format import render
+        from helpers.runtimes.llama_chat import normalize_messages
+
+        return self.tokenize(render(normalize_messages(messages), tools, add_generation_prompt=True))
+
+    def bos_token_id(self) -> int:
+        return int(self.llama.token_bos())
+
+    def next_token_logits(self, tokens: Sequence[int]) -> Any:
+        import llama_cpp
+        import numpy as np
+
+        llm, tokens = self.llama, [int(t) for t in tokens]
+        if not tokens:
+            raise ValueError("next_token_logits needs at least one token id.")
+        n = len(self._scored)
+        if 0 < n < len(tokens) and tokens[:n] == self._scored:
+            llm.eval(tokens[n:])  # the KV cache holds the previous call's tokens: evaluate only the new ones
+        else:
+            llm.reset()
+            llm.eval(tokens)
+        self._scored = tokens
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),)).copy()
+
+    def _forget_scored(self) -> None:
+        """Before a chat: a KV cache left by next_token_logits is cleared, so a chat's prompt is evaluated as if
+        nothing had been scored (the same numbers whether or not a router looked at the logits first)."""
+        if self._scored:
+            self._scored = []
+            self.llama.reset()
+
+    def logits(self, tokens: Sequence[int]) -> Any:
+        import numpy as np
+
+        if not self.logits_all:
+            raise ValueError("logits() of every position needs the model loaded with logits_all=True: "
+                             "get_runtime('embedded', model=path, logits_all=True).")
+        llm = self.llama
+        self._scored = []
+        llm.reset()
+        llm.eval([int(t) for t in tokens])
+        return np.array(llm.scores[:len(tokens)])
 
     def _grammar(self, tools: list[dict[str, Any]] | None, messages: list[dict[str, Any]]):
         if not self.constrained:
@@ -74,6 +136,7 @@ class EmbeddedRuntime(Runtime):
              temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> ChatResult:
         from helpers.runtimes.llama_chat import chat_completion
 
+        self._forget_scored()
         timer = Timer()
         out = chat_completion(self.llama, messages, tools, temperature=temperature, max_tokens=max_tokens,
                               seed=seed, model=self.model, grammar=self._grammar(tools, messages))
@@ -93,6 +156,7 @@ class EmbeddedRuntime(Runtime):
                temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> Iterator[StreamEvent]:
         from helpers.runtimes.llama_chat import chat_completion_stream
 
+        self._forget_scored()
         timer = Timer()
         chunks = chat_completion_stream(self.llama, messages, tools, temperature=temperature, max_tokens=max_tokens,
                                         seed=seed, model=self.model, grammar=self._grammar(tools, messages))
@@ -102,6 +166,7 @@ class EmbeddedRuntime(Runtime):
         if self._llama is not None:
             self._llama.close()
             self._llama = None
+        self._scored = []
 
 
 __all__ = ["EmbeddedRuntime", "default_gguf", "time_to_first_token"]
