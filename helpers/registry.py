@@ -28,6 +28,11 @@ ARTEFACTS: dict[str, str] = {
     "fresh-set": "eval/fresh.jsonl",
     "val-set": "eval/val.jsonl",
     "shop-db": "shop.sqlite",
+    # the dialogue generator's word lists, templates and canned replies, and the phrase bank (helpers.data)
+    "text-synth-values": "text/synth_values.txt",
+    "text-synth-templates": "text/synth_templates.txt",
+    "text-synth-chat": "text/synth_chat.txt",
+    "text-phrasebank": "text/phrasebank.txt",
 }
 
 
