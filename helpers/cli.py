@@ -86,11 +86,11 @@ def _cmd_export(a: argparse.Namespace) -> int:
     from helpers.agents.evaluate import agent_cases, write_cases
     from helpers.agents.toolbox import build_shop_db
     from helpers.model.pipeline import export_all
-    from helpers.paths import EVAL_DIR
+    from helpers.registry import artefact_path
 
     # the agents' data first (it does not depend on the model), then the model's files and the manifest
     print(f"shop-db: {build_shop_db()}")
-    print(f"agent-dev-set: {write_cases(agent_cases(100, 123), EVAL_DIR / 'agent_dev.jsonl')}")
+    print(f"agent-dev-set: {write_cases(agent_cases(100, 123), artefact_path('agent-dev-set'))}")
     res = export_all(a.from_run)
     print(json.dumps(res["timings_s"]))
     return 0
@@ -143,16 +143,18 @@ def _cmd_compare(a: argparse.Namespace) -> int:
 def _cmd_quantize(a: argparse.Namespace) -> int:
     import warnings
 
-    from helpers.paths import BUILD, GGUF_DIR
+    from helpers.model.export import quantized_path
+    from helpers.paths import BUILD
     from helpers.quant.quantize import quantize
+    from helpers.registry import default_gguf
 
-    src = Path(a.src) if a.src else GGUF_DIR / "edge-slm-f16.gguf"
+    src = Path(a.src) if a.src else default_gguf()
     out = Path(a.out) if a.out else BUILD / "quant"
     stem = src.stem.removesuffix("-f16")
     for qt in a.types:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            r = quantize(src, out / f"{stem}-{qt.upper()}.gguf", qt, threads=a.threads)
+            r = quantize(src, quantized_path(qt, out, stem), qt, threads=a.threads)
         print(f"{r.qtype:<7}{r.size_mb:7.2f} MB {r.seconds:6.2f} s  {r.type_counts}  -> {r.path}")
         for w in caught:
             print(f"  warning: {w.message}", file=sys.stderr)

@@ -149,7 +149,7 @@ def agent_cases(n: int = 100, seed: int = 123, two_request_share: float = 0.2,
 
 def write_cases(cases: list[dict[str, Any]], path: str | Path) -> Path:
     """Write cases as JSON lines."""
-    from helpers.data.synth import write_jsonl
+    from helpers.data.jsonl import write_jsonl
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +159,7 @@ def write_cases(cases: list[dict[str, Any]], path: str | Path) -> Path:
 
 def load_agent_cases(path: str | Path) -> list[dict[str, Any]]:
     """Read an agent eval file; a clear error names the line that is not a valid case."""
-    from helpers.eval import iter_jsonl
+    from helpers.data.jsonl import iter_jsonl
 
     path = Path(path)
     cases = []

@@ -10,13 +10,13 @@ Every dialogue is a list of OpenAI-style messages; tool results come from the sa
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import string
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from helpers.data.jsonl import write_jsonl  # noqa: F401 (the JSONL writer's home is helpers.data.jsonl)
 from helpers.data.phrasebank import BANK_REQUESTS, BANK_TEXTS
 from helpers.data.text_data import read_text_data
 from helpers.data.tool_results import answer_for, synth_result
@@ -506,13 +506,6 @@ def template_regex(template: str, fills: dict[str, list[str]] | None = None) -> 
     op = "|".join(re.escape(o) for o in OPENERS if o)
     cl = "|".join(re.escape(c) for c in CLOSERS if c)
     return re.compile(rf"(?:{op})?{body}(?:{cl})?", re.I)
-
-
-def write_jsonl(rows: list[dict[str, Any]], path: str) -> None:
-    """Write rows as JSON lines (UTF-8, one object a line)."""
-    with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 __all__ = ["DialogueGenerator", "DialogueSampler", "Dialogue", "eval_cases", "synth_result", "answer_for",

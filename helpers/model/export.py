@@ -115,9 +115,10 @@ def quantize_gguf(src: str | Path, dst: str | Path, qtype: str, threads: int = 2
     return dst
 
 
-def quantized_path(qtype: str, out_dir: str | Path | None = None) -> Path:
-    """Where the quantized file of `qtype` goes: <out_dir, default build/quant>/edge-slm-<type>.gguf (nb 08)."""
-    return Path(out_dir or BUILD / "quant") / f"{MODEL_NAME}-{qtype.lower()}.gguf"
+def quantized_path(qtype: str, out_dir: str | Path | None = None, stem: str = MODEL_NAME) -> Path:
+    """Where the quantized file of `qtype` goes, the workbook's one naming scheme (notebook 08):
+    <out_dir, default build/quant>/<stem>-<type in lower case>.gguf, e.g. build/quant/edge-slm-q4_k_m.gguf."""
+    return Path(out_dir or BUILD / "quant") / f"{stem}-{qtype.lower()}.gguf"
 
 
 def quantized_gguf(src: str | Path, qtype: str, out_dir: str | Path | None = None, threads: int = 2,

@@ -244,6 +244,21 @@ def kl_and_top1(base_logits: np.ndarray, quant_logits: np.ndarray) -> tuple[floa
     return float(max(0.0, kld.mean())), float(top1)
 
 
+def measurement_row(name: str, size_bytes: int, base_bytes: int, logits_: np.ndarray, targets: np.ndarray,
+                    ref_logits: np.ndarray, reply: np.ndarray | None = None, *extra: dict[str, Any]) -> dict[str, Any]:
+    """One row of the quantization tables, for GGUF and ONNX alike (notebooks 09 and 10, bench-quant, bench-onnx):
+    type, size_mb, ratio_vs_f16 (`base_bytes` / `size_bytes`), ppl (all scored tokens), ppl_reply (the tokens
+    the assistant wrote, by the mask `reply`; None without one), kld and top1 against `ref_logits`, then the
+    `extra` measurements (speed, tool-call exact match) merged in."""
+    row: dict[str, Any] = {"type": name, "size_mb": size_bytes / 1e6, "ratio_vs_f16": base_bytes / size_bytes,
+                           "ppl": perplexity(logits_, targets)}
+    row["ppl_reply"] = perplexity(logits_[reply], targets[reply]) if reply is not None and reply.any() else None
+    row["kld"], row["top1"] = kl_and_top1(ref_logits, logits_)
+    for e in extra:
+        row.update(e)
+    return row
+
+
 # ----------------------------------------------------------------------------------------- speed
 def prompt_of_length(tokens: Sequence[int], n: int) -> list[int]:
     """The first `n` of `tokens`, repeated from the start when there are fewer (the speed tests, nb 09-10)."""
@@ -360,14 +375,10 @@ def measure_types(types: Sequence[str] = DEFAULT_TYPES, src: str | Path | None =
     rows: list[dict[str, Any]] = []
     for qtype in [BASE_TYPE] + qtypes:
         path = src if qtype == BASE_TYPE else quantize_type(src, qtype, out_dir)
-        row: dict[str, Any] = {"type": qtype, "path": str(path), "size_mb": path.stat().st_size / 1e6,
-                               "ratio_vs_f16": f16_bytes / path.stat().st_size}
         q_logits = base_logits if qtype == BASE_TYPE else logits(path, tokens, n_ctx=n_ctx, threads=threads)[0]
-        row["ppl"] = perplexity(q_logits, targets)
-        row["ppl_reply"] = perplexity(q_logits[reply], targets[reply]) if reply.any() else None
-        row["kld"], row["top1"] = kl_and_top1(base_logits, q_logits)
         sp = speed(path, runs=runs, prompt_tokens=tokens, n_prompt=n_prompt, n_gen=n_gen, threads=threads)
-        row.update({k: sp[k] for k in ("load_s", "prompt_tps", "gen_tps")})
+        row = measurement_row(qtype, path.stat().st_size, f16_bytes, q_logits, targets, base_logits, reply,
+                              {"path": str(path)}, {k: sp[k] for k in ("load_s", "prompt_tps", "gen_tps")})
         if cases is not None:
             em = tool_exact_match(path, cases, threads=threads)
             row.update(exact_match=em["exact_match"], n_cases=em["n"], passed=em["passed"],

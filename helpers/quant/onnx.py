@@ -229,25 +229,20 @@ def compare(out_dir: str | Path, hf_dir: str | Path | None = None,
     f16_bytes = f16.stat().st_size
     rows: list[dict[str, Any]] = []
 
-    def row(name: str, size: int, lg: np.ndarray) -> dict[str, Any]:
-        r = {"type": name, "size_mb": size / 1e6, "ratio_vs_f16": f16_bytes / size,
-             "ppl": measure.perplexity(lg, targets), "ppl_reply": measure.perplexity(lg[reply], targets[reply])}
-        r["kld"], r["top1"] = measure.kl_and_top1(ref, lg)
-        return r
-
+    no_cases = {"exact_match": None, "answered_by": None}
     for name, folder in folders.items():
         lg = ref if name == "ort-fp32" else logits(load(folder, threads), tokens, n_ctx)[0]
-        r = row(name, model_bytes(folder), lg)
-        r.update(speed(folder, tokens, runs=runs, n_prompt=n_prompt, n_gen=n_gen, threads=threads))
-        r.update(tool_exact_match(folder, cases) if cases else {"exact_match": None, "answered_by": None})
-        rows.append(r)
+        rows.append(measure.measurement_row(
+            name, model_bytes(folder), f16_bytes, lg, targets, ref, reply,
+            speed(folder, tokens, runs=runs, n_prompt=n_prompt, n_gen=n_gen, threads=threads),
+            tool_exact_match(folder, cases) if cases else no_cases))
     for qtype in gguf_types:
         path = f16 if qtype.upper() == "F16" else measure.quantize_type(f16, qtype, out_dir / "gguf")
-        r = row(qtype.upper(), path.stat().st_size, measure.logits(path, tokens, n_ctx, threads)[0])
-        r.update(measure.speed(path, runs=runs, prompt_tokens=tokens, n_prompt=n_prompt, n_gen=n_gen, threads=threads))
-        r.update(measure.tool_exact_match(path, cases, threads) if cases
-                 else {"exact_match": None, "answered_by": None})
-        rows.append(r)
+        rows.append(measure.measurement_row(
+            qtype.upper(), path.stat().st_size, f16_bytes, measure.logits(path, tokens, n_ctx, threads)[0], targets,
+            ref, reply,
+            measure.speed(path, runs=runs, prompt_tokens=tokens, n_prompt=n_prompt, n_gen=n_gen, threads=threads),
+            measure.tool_exact_match(path, cases, threads) if cases else no_cases))
     return rows
 
 

@@ -83,7 +83,7 @@ class EmbeddedRuntime(Runtime):
 
     def prompt_tokens(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> list[int]:
         from helpers.domain.chat_format import render
-        from helpers.runtimes.llama_chat import normalize_messages
+        from helpers.runtimes.wire import normalize_messages
 
         return self.tokenize(render(normalize_messages(messages), tools, add_generation_prompt=True))
 

@@ -18,7 +18,7 @@ from helpers.registry import default_gguf
 from helpers.runtimes.base import Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, Timer
 # the wire helpers live in helpers.runtimes.wire; imported here too so `openai_compat.decode_calls` keeps working
 from helpers.runtimes.wire import (call_text_error, decode_calls, free_port, http_get_json,  # noqa: F401
-                                   result_from_chunks, stream_events)
+                                   openai_wire_messages, result_from_chunks, stream_events)
 
 
 class OpenAICompatRuntime(Runtime):
@@ -75,7 +75,7 @@ class OpenAICompatRuntime(Runtime):
                  max_tokens: int, seed: int, stream: bool = False) -> dict[str, Any]:
         """Keyword arguments of one chat.completions.create call (content None becomes "": llama.cpp's
         server answers HTTP 500 to `content: null`)."""
-        wire = [{**m, "content": ""} if m.get("content") is None else m for m in messages]
+        wire = openai_wire_messages(messages)
         kwargs: dict[str, Any] = {"model": self.model, "messages": wire,
                                   "temperature": temperature, "max_tokens": max_tokens, "seed": seed}
         if stream:

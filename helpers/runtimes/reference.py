@@ -13,7 +13,7 @@ from typing import Any
 
 from helpers.domain.chat_format import parse_reply, render
 from helpers.runtimes.base import Availability, ChatResult, Runtime, Timer
-from helpers.runtimes.llama_chat import normalize_messages
+from helpers.runtimes.wire import normalize_messages
 
 
 class _RenderedRuntime(Runtime):
@@ -122,9 +122,9 @@ class OrtGenAIRuntime(_RenderedRuntime):
     marker, engine = "genai_config.json", "onnxruntime-genai"
 
     def __init__(self, model_dir: str | Path | None = None) -> None:
-        from helpers.paths import ONNX_DIR
+        from helpers.registry import artefact_path
 
-        self.model_dir = Path(model_dir) if model_dir else ONNX_DIR / "int4"
+        self.model_dir = Path(model_dir) if model_dir else artefact_path("onnx-int4").parent
         self._og_model = self._tok = None
 
     @property

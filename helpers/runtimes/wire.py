@@ -1,7 +1,10 @@
-"""The OpenAI wire format, shared by every runtime: decode tool calls, assemble streamed chunks, read JSON.
+"""Messages in, wire formats out: the one home of message shapes, shared by every runtime (notebook 01).
 
-Introduced in notebook 01 with the runtimes that speak the OpenAI chat API; the in-process runtimes use the
-same functions so every runtime returns the same `ChatResult` for the same reply.
+`normalize_messages` turns a learner's OpenAI-style messages into the canonical form (checked roles, text
+content, tool-call arguments as compact JSON text); `openai_wire_messages` and `ollama_wire_messages` shape
+them for a server; `arguments_dict` reads tool-call arguments sent as JSON text or as an object. Replies come
+back through `decode_calls` and `stream_events`, so every runtime returns the same `ChatResult` for the same
+reply.
 """
 
 from __future__ import annotations
@@ -12,7 +15,75 @@ import urllib.error
 import urllib.request
 from typing import Any, Iterable, Iterator
 
+from helpers.domain.chat_format import compact_json_text, dump_json
 from helpers.runtimes.base import ChatResult, StreamEvent, Timer, ToolCall, validate_call
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check roles and content, turn `content: None` into "" and tool-call arguments into JSON text.
+
+    Tool results and call arguments that are JSON are re-written compactly (`compact_json_text`): the model
+    reads the same prompt whether a client sent `json.dumps(x)` or the compact text the agent loop sends."""
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts.")
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ROLES:
+            raise ValueError(f"message {i} needs a role among {ROLES}; got {m!r:.80}")
+        m = dict(m)
+        content = m.get("content")
+        if content is None:
+            content = ""
+        if isinstance(content, list):  # OpenAI content parts: keep the text ones
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if not isinstance(content, str):
+            raise ValueError(f"message {i}: content must be text, got {type(content).__name__}.")
+        m["content"] = compact_json_text(content) if m["role"] == "tool" else content
+        if m.get("tool_calls"):
+            calls = []
+            for tc in m["tool_calls"]:
+                f = dict(tc.get("function", tc))
+                if isinstance(f.get("arguments"), str):
+                    f["arguments"] = compact_json_text(f["arguments"])
+                else:
+                    f["arguments"] = dump_json(f.get("arguments") or {})
+                calls.append({**tc, "function": f})
+            m["tool_calls"] = calls
+        out.append(m)
+    return out
+
+
+def arguments_dict(arguments: Any) -> dict[str, Any]:
+    """Tool-call arguments as a dict, whether sent as JSON text (OpenAI) or as an object (Ollama); None and ""
+    are {}. Raises json.JSONDecodeError for text that is not JSON, ValueError for JSON that is not an object."""
+    if arguments is None or arguments == "":
+        return {}
+    value = json.loads(arguments) if isinstance(arguments, str) else arguments
+    if not isinstance(value, dict):
+        raise ValueError("tool-call arguments are not a JSON object")
+    return value
+
+
+def openai_wire_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages for an OpenAI-compatible server: `content: None` becomes "" (llama.cpp's server answers HTTP 500
+    to `content: null`); everything else goes as the learner wrote it (roles such as `developer` included)."""
+    return [{**m, "content": ""} if m.get("content") is None else m for m in messages]
+
+
+def ollama_wire_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI-style messages as Ollama wants them: tool-call arguments as objects, no null content."""
+    out = []
+    for m in messages:
+        m = {k: v for k, v in m.items() if k in ("role", "content", "tool_calls", "tool_name")}
+        m["content"] = m.get("content") or ""
+        if m.get("tool_calls"):
+            m["tool_calls"] = [{"function": {"name": tc.get("function", tc)["name"],
+                                             "arguments": arguments_dict(tc.get("function", tc).get("arguments"))}}
+                               for tc in m["tool_calls"]]
+        out.append(m)
+    return out
 
 
 def http_get_json(url: str, timeout: float = 1.0, headers: dict[str, str] | None = None) -> Any:
@@ -30,15 +101,12 @@ def decode_calls(raw_calls: list[Any], tools: list[dict[str, Any]] | None) -> tu
         name = f["name"] if isinstance(f, dict) else f.name
         args_text = f["arguments"] if isinstance(f, dict) else f.arguments
         cid = (tc.get("id") if isinstance(tc, dict) else tc.id) or f"call_{i}"
-        if isinstance(args_text, dict):
-            args = args_text
-        else:
-            try:
-                args = json.loads(args_text or "{}")
-            except json.JSONDecodeError as exc:
-                return calls, {"type": "invalid_json", "message": f"arguments of {name} are not JSON: {exc.msg}",
-                               "raw": str(args_text)}
-        if not isinstance(args, dict):
+        try:
+            args = arguments_dict(args_text)
+        except json.JSONDecodeError as exc:
+            return calls, {"type": "invalid_json", "message": f"arguments of {name} are not JSON: {exc.msg}",
+                           "raw": str(args_text)}
+        except ValueError:
             return calls, {"type": "bad_arguments", "message": f"arguments of {name} are not a JSON object"}
         call = ToolCall(cid, name, args)
         err = validate_call(call, tools)
