@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable
 
-from helpers.agents import types as T
+from helpers.agents import simulations as T
 
 
 def _ok(msg: str) -> None:

@@ -111,3 +111,18 @@ def survey() -> list[Availability]:
 __all__ = ["Availability", "CAPABILITIES", "CapabilityUnavailable", "ChatResult", "Runtime", "RuntimeUnavailable",
            "StreamEvent", "ToolCall",
            "RUNTIME_NAMES", "get_runtime", "survey", "check_runtime_name", "validate_call"]
+
+
+# The concrete runtimes and their helpers, for notebooks (`from helpers.runtimes import EmbeddedRuntime`); each
+# loads its module on first use. Agents, quant, serving and monitoring use get_runtime() instead.
+from helpers.face import lazy_face  # noqa: E402
+
+__getattr__, _face_dir, _FACE = lazy_face(__name__, {
+    "embedded": ["EmbeddedRuntime", "time_to_first_token"],
+    "openai_compat": ["OpenAICompatRuntime", "LlamaCppServerRuntime", "VLLMRuntime", "llamacpp_startable"],
+    "foundry": ["FoundryRuntime"],
+    "ollama": ["OllamaRuntime"],
+    "reference": ["TransformersRuntime", "OrtGenAIRuntime"],
+    "constrained": ["extractive_tools"],
+})
+__all__ += _FACE
