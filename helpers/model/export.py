@@ -196,7 +196,7 @@ def hf_to_onnx_genai(hf_dir: str | Path, out_dir: str | Path, precision: str = "
 
 # ----------------------------------------------------------------------------------------- ORT GenAI folders
 def check_onnx_file(path: str | Path) -> Path:
-    """Notebook 10: `path` if it is an ONNX model file, else a clear error saying what to pass instead."""
+    """`path` if it is an ONNX model file, else a clear error saying what to pass instead (notebook 10)."""
     import onnx
 
     path = Path(path)
@@ -215,7 +215,7 @@ def check_onnx_file(path: str | Path) -> Path:
 
 
 def check_genai_folder(path: str | Path) -> Path:
-    """Notebook 10: `path` if it is an ORT GenAI model folder, else a clear error saying how to make one."""
+    """`path` if it is an ORT GenAI model folder, else a clear error saying how to make one (notebook 10)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No ORT GenAI folder at {path}: {HOW_TO_BUILD}.")
@@ -230,6 +230,6 @@ def check_genai_folder(path: str | Path) -> Path:
 
 
 def model_filename(folder: str | Path) -> str:
-    """Notebook 10: the ONNX file an ORT GenAI folder's config names (`model.onnx` as the builder writes it)."""
+    """The ONNX file an ORT GenAI folder's config names (`model.onnx` as the builder writes it) (notebook 10)."""
     cfg = json.loads((Path(folder) / CONFIG).read_text(encoding="utf-8"))
     return cfg["model"]["decoder"]["filename"]

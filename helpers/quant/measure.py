@@ -62,7 +62,7 @@ def answered_by(path: str | Path) -> str:
 
 # ----------------------------------------------------------------------------------------- held-out text
 def held_out_text(n_dialogues: int = 60, seed: int = 2024) -> str:
-    """Dev-split dialogues rendered with the model's chat template: text the model never trained on (nb 09)."""
+    """Dev-split dialogues rendered with the model's chat template: text the model never trained on (notebook 09)."""
     if n_dialogues < 1:
         raise ValueError(f"n_dialogues must be at least 1, not {n_dialogues}.")
     from helpers.data.synth import DialogueGenerator
@@ -113,7 +113,7 @@ def _load(path: Path, n_ctx: int, threads: int, logits_all: bool):
 
 
 def held_out_tokens(path: str | Path, n_dialogues: int = 60, seed: int = 2024) -> tuple[list[int], list[bool]]:
-    """Token ids of `held_out_text(n_dialogues, seed)` and, per token, whether the assistant wrote it (nb 09).
+    """Token ids of `held_out_text(n_dialogues, seed)` and, per token, whether the assistant wrote it (notebook 09).
 
     The text is tokenized segment by segment (`render_segments`); the workbook's tokenizer keeps chat
     markers whole, so the ids equal those of the whole text and the mask says which tokens the model
@@ -140,14 +140,14 @@ def held_out_tokens(path: str | Path, n_dialogues: int = 60, seed: int = 2024) -
 
 
 def scored_positions(n_tokens: int, n_ctx: int) -> np.ndarray:
-    """Indices of the tokens `logits(path, tokens, n_ctx)` scores, in its row order (nb 09)."""
+    """Indices of the tokens `logits(path, tokens, n_ctx)` scores, in its row order (notebook 09)."""
     first = n_ctx // 2
     return np.concatenate([np.arange(c * n_ctx + first + 1, (c + 1) * n_ctx) for c in range(n_tokens // n_ctx)]
                           or [np.zeros(0, dtype=np.int64)])
 
 
 def tokenize(path: str | Path, text: str) -> list[int]:
-    """Token ids of `text` with the GGUF's own tokenizer, chat markers parsed as special tokens (nb 09)."""
+    """Token ids of `text` with the GGUF's own tokenizer, chat markers parsed as special tokens (notebook 09)."""
     llm = _load(check_gguf(path), 64, 1, False)
     try:
         return llm.tokenize(text)
@@ -157,7 +157,8 @@ def tokenize(path: str | Path, text: str) -> list[int]:
 
 # ----------------------------------------------------------------------------------------- quality
 def check_chunks(n_tokens: int, n_ctx: int) -> int:
-    """How many whole chunks of `n_ctx` tokens `n_tokens` holds; a clear error for a bad n_ctx or too few (nb 09)."""
+    """How many whole chunks of `n_ctx` tokens `n_tokens` holds; a clear error for a bad n_ctx or too few
+    (notebook 09)."""
     if n_ctx < 8 or n_ctx % 2:
         raise ValueError(f"n_ctx must be an even number of at least 8 tokens, not {n_ctx}.")
     if n_tokens < n_ctx:
@@ -185,7 +186,7 @@ def chunked_logits(run: Callable[[list[int]], Any], tokens: Sequence[int], n_ctx
 
 def logits(path: str | Path, tokens: Sequence[int], n_ctx: int = 256,
            threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Scored next-token logits [n, vocab] and their target ids [n], chunked like llama-perplexity (nb 09)."""
+    """Scored next-token logits [n, vocab] and their target ids [n], chunked like llama-perplexity (notebook 09)."""
     path = check_gguf(path)
     check_chunks(len(tokens), n_ctx)  # bad input fails before the model loads
     llm = _load(path, n_ctx, threads, True)
@@ -196,7 +197,7 @@ def logits(path: str | Path, tokens: Sequence[int], n_ctx: int = 256,
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax in float64, stable for large logits (nb 09)."""
+    """Row-wise log-softmax in float64, stable for large logits (notebook 09)."""
     x = np.asarray(x, dtype=np.float64)
     y = x - x.max(axis=-1, keepdims=True)
     return y - np.log(np.exp(y).sum(axis=-1, keepdims=True))
@@ -213,7 +214,7 @@ def _check_logits(a: np.ndarray, name: str) -> np.ndarray:
 
 
 def token_logprobs(logits_: np.ndarray, targets: Sequence[int]) -> np.ndarray:
-    """Log-probability of each target token under its row of logits (nb 09)."""
+    """Log-probability of each target token under its row of logits (notebook 09)."""
     logits_ = _check_logits(logits_, "logits")
     t = np.asarray(targets, dtype=np.int64)
     if t.shape != (logits_.shape[0],):
@@ -226,13 +227,13 @@ def token_logprobs(logits_: np.ndarray, targets: Sequence[int]) -> np.ndarray:
 
 
 def perplexity(logits_: np.ndarray, targets: Sequence[int]) -> float:
-    """exp(mean negative log-likelihood) of the targets: llama-perplexity's PPL (nb 09)."""
+    """exp(mean negative log-likelihood) of the targets: llama-perplexity's PPL (notebook 09)."""
     return float(math.exp(-token_logprobs(logits_, targets).mean()))
 
 
 def kl_and_top1(base_logits: np.ndarray, quant_logits: np.ndarray) -> tuple[float, float]:
     """Mean KL(P_base || P_quant) of the next-token distributions and top-1 agreement, like
-    `llama-perplexity --kl-divergence` ("Mean KLD" and "Same top p" as a fraction) (nb 09)."""
+    `llama-perplexity --kl-divergence` ("Mean KLD" and "Same top p" as a fraction) (notebook 09)."""
     base = _check_logits(base_logits, "base_logits")
     quant = _check_logits(quant_logits, "quant_logits")
     if base.shape != quant.shape:
@@ -272,7 +273,7 @@ def prompt_of_length(tokens: Sequence[int], n: int) -> list[int]:
 
 def speed(path: str | Path, runs: int = 3, prompt_tokens: Sequence[int] | None = None, n_prompt: int = 128,
           n_gen: int = 64, threads: int = 1) -> dict[str, float]:
-    """Median load seconds, prompt tokens/s and generation tokens/s over `runs` fresh loads (nb 09).
+    """Median load seconds, prompt tokens/s and generation tokens/s over `runs` fresh loads (notebook 09).
 
     Like llama-bench's pp/tg tests: the prompt is evaluated in one batch, then `n_gen` tokens are decoded
     one at a time (greedy, never stopping early), each run in a freshly loaded model."""
@@ -322,7 +323,7 @@ def runtime_exact_match(rt: Any, cases: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def tool_exact_match(path: str | Path, cases: list[dict[str, Any]], threads: int = 1) -> dict[str, Any]:
-    """Tool-call exact match of a GGUF file on eval cases, through the embedded runtime (nb 09)."""
+    """Tool-call exact match of a GGUF file on eval cases, through the embedded runtime (notebook 09)."""
     from helpers.runtimes import get_runtime
 
     path = check_gguf(path)
@@ -333,7 +334,7 @@ def tool_exact_match(path: str | Path, cases: list[dict[str, Any]], threads: int
 # ----------------------------------------------------------------------------------------- quantize + table
 def quantize_type(src: str | Path, qtype: str, out_dir: str | Path | None = None, threads: int = 2,
                   force: bool = False) -> Path:
-    """Quantize `src` to `qtype` under build/quant, unless a file newer than `src` is there already (nb 09):
+    """Quantize `src` to `qtype` under build/quant, unless a file newer than `src` is there already (notebook 09):
     `helpers.model.export.quantized_gguf` with notebook 08's checked `quantize` (checks, quiet log, warnings)."""
     return quantized_gguf(check_gguf(src), qtype, out_dir or QUANT_DIR, threads=threads, force=force,
                           quantizer=quantize)
@@ -357,7 +358,7 @@ def measure_types(types: Sequence[str] = DEFAULT_TYPES, src: str | Path | None =
                   runs: int = 3, n_prompt: int = 128, n_gen: int = 64, threads: int = 1, seed: int = 2024,
                   out_dir: str | Path | None = None,
                   log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Quantize `src` (the f16 GGUF) to each type and measure it; one row per type, F16 first (nb 09).
+    """Quantize `src` (the f16 GGUF) to each type and measure it; one row per type, F16 first (notebook 09).
 
     Row keys: type, path, size_mb, ratio_vs_f16 (how many times smaller than f16), load_s, prompt_tps,
     gen_tps (medians over `runs`), ppl (all scored tokens, as llama-perplexity), ppl_reply (only the tokens
@@ -395,7 +396,7 @@ def measure_types(types: Sequence[str] = DEFAULT_TYPES, src: str | Path | None =
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    """The measured table as fixed-width text, one line per type (nb 09, `bench-quant`)."""
+    """The measured table as fixed-width text, one line per type (notebook 09, `bench-quant`)."""
     lines = ["".join(_cell(h, fmt, header=True) for _, h, fmt in TABLE_COLUMNS)]
     for r in rows:
         lines.append("".join(_cell(r.get(k), fmt) for k, _, fmt in TABLE_COLUMNS))
@@ -410,7 +411,7 @@ def _cell(value: Any, fmt: str, header: bool = False) -> str:
 
 
 def frontier(rows: list[dict[str, Any]], quality: str = "kld") -> list[str]:
-    """Types on the size/quality Pareto frontier: no other type is both smaller and at least as good (nb 09).
+    """Types on the size/quality Pareto frontier: no other type is both smaller and at least as good (notebook 09).
 
     `quality` is "kld" or "ppl" (lower is better) or "exact_match" or "top1" (higher is better)."""
     if quality not in ("kld", "ppl", "exact_match", "top1"):
@@ -429,7 +430,8 @@ def frontier(rows: list[dict[str, Any]], quality: str = "kld") -> list[str]:
 # ----------------------------------------------------------------------------------------- recommend
 def recommend(rows: list[dict[str, Any]], memory_budget_mb: float, min_exact_match: float | None = None,
               max_kld: float | None = None, prefer: str = "quality") -> dict[str, Any]:
-    """The type to use within a memory budget (MB of weights file) and a quality floor, from measured rows (nb 09).
+    """The type to use within a memory budget (MB of weights file) and a quality floor, from measured rows
+    (notebook 09).
 
     Among the rows that fit, `prefer="quality"` picks the highest exact match (then lowest KLD, then the
     smaller file); `prefer="size"` picks the smallest file. Raises ValueError saying what would fit."""
@@ -481,7 +483,7 @@ def recommend(rows: list[dict[str, Any]], memory_budget_mb: float, min_exact_mat
 
 def target_sentence(rows: list[dict[str, Any]], qtype: str = "Q4_K_M", min_ratio: float = 3.0,
                     max_drop_points: float = 2.0) -> str:
-    """A sentence, built from measured rows, on whether `qtype` meets the size and accuracy target (nb 09)."""
+    """A sentence, built from measured rows, on whether `qtype` meets the size and accuracy target (notebook 09)."""
     by = {r["type"]: r for r in rows}
     if BASE_TYPE not in by or qtype not in by:
         raise ValueError(f"rows must include {BASE_TYPE} and {qtype}: measure_types([... '{qtype}' ...]).")

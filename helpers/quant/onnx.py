@@ -30,7 +30,7 @@ PROVIDERS = ("cpu", "cuda", "DML", "OpenVINO", "QNN", "WebGPU")  # names ORT Gen
 
 
 def model_bytes(folder: str | Path) -> int:
-    """Notebook 10: bytes of the model's ONNX files (graph + external weights), without tokenizer and config."""
+    """Bytes of the model's ONNX files (graph + external weights), without tokenizer and config (notebook 10)."""
     folder = check_genai_folder(folder)
     name = model_filename(folder)
     return sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and p.name.startswith(name))
@@ -41,7 +41,7 @@ build_genai = hf_to_onnx_genai
 
 
 def quantize_int8(src_dir: str | Path, dst_dir: str | Path, per_channel: bool = False) -> Path:
-    """Notebook 10: copy an ORT GenAI folder with its MatMul/Gather weights quantized to int8 (ORT dynamic)."""
+    """Copy an ORT GenAI folder with its MatMul/Gather weights quantized to int8 (ORT dynamic) (notebook 10)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     src = check_genai_folder(src_dir)
@@ -62,7 +62,7 @@ def quantize_int8(src_dir: str | Path, dst_dir: str | Path, per_channel: bool = 
 
 
 def load(folder: str | Path, threads: int | None = None):
-    """Notebook 10: an `onnxruntime_genai.Model` for a checked ORT GenAI folder (`threads`: intra-op threads)."""
+    """An `onnxruntime_genai.Model` for a checked ORT GenAI folder (`threads`: intra-op threads) (notebook 10)."""
     import onnxruntime_genai as og
 
     cfg = og.Config(str(check_genai_folder(folder)))
@@ -74,7 +74,7 @@ def load(folder: str | Path, threads: int | None = None):
 
 
 def prompt_logits(model, ids: list[int]) -> np.ndarray:
-    """Notebook 10: logits [len(ids), vocab] after each position of `ids`, from one ORT GenAI prefill."""
+    """Logits [len(ids), vocab] after each position of `ids`, from one ORT GenAI prefill (notebook 10)."""
     import onnxruntime_genai as og
 
     if not len(ids):
@@ -88,7 +88,7 @@ def prompt_logits(model, ids: list[int]) -> np.ndarray:
 
 
 def logits(model, tokens: list[int], n_ctx: int = 256, bos: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Notebook 10: scored logits and targets of `tokens`, chunked exactly like `measure.logits` (llama-perplexity).
+    """Scored logits and targets of `tokens`, chunked exactly like `measure.logits` (llama-perplexity) (notebook 10).
 
     Each chunk of `n_ctx` tokens starts a fresh context with `bos`; only its second half is scored
     (`measure.chunked_logits`). `model` is an ORT GenAI folder, an `og.Model`, or a function from token ids
@@ -111,7 +111,7 @@ def logits(model, tokens: list[int], n_ctx: int = 256, bos: int = 1) -> tuple[np
 
 
 def transformers_logits(hf_dir: str | Path, ids: list[int], model: Any = None) -> np.ndarray:
-    """Notebook 10: the same logits from the transformers weights (the reference the export must match)."""
+    """The same logits from the transformers weights (the reference the export must match) (notebook 10)."""
     import torch
 
     if model is None:
@@ -123,7 +123,7 @@ def transformers_logits(hf_dir: str | Path, ids: list[int], model: Any = None) -
 
 
 def greedy(model, tokenizer, ids: list[int], max_new_tokens: int) -> list[int]:
-    """Notebook 10: greedy token ids after `ids` with ORT GenAI's generator, stopping at end of sequence."""
+    """Greedy token ids after `ids` with ORT GenAI's generator, stopping at end of sequence (notebook 10)."""
     import onnxruntime_genai as og
 
     params = og.GeneratorParams(model)
@@ -140,7 +140,7 @@ def greedy(model, tokenizer, ids: list[int], max_new_tokens: int) -> list[int]:
 
 def speed(folder: str | Path, prompt_tokens: list[int], runs: int = 3, n_prompt: int = 128, n_gen: int = 64,
           threads: int | None = 1) -> dict[str, Any]:
-    """Notebook 10: median load seconds, prompt tokens/s and generation tokens/s over `runs` fresh loads.
+    """Median load seconds, prompt tokens/s and generation tokens/s over `runs` fresh loads (notebook 10).
 
     The same test as `measure.speed` for GGUF (llama-bench's pp/tg): the prompt in one prefill, then exactly
     `n_gen` decode steps (end of sequence suppressed with `min_length`), greedy.
@@ -174,7 +174,7 @@ def speed(folder: str | Path, prompt_tokens: list[int], runs: int = 3, n_prompt:
 
 
 def answered_by(folder: str | Path) -> str:
-    """Notebook 10: the `runtime/model` label of an ORT GenAI folder, as `OrtGenAIRuntime` reports it."""
+    """The `runtime/model` label of an ORT GenAI folder, as `OrtGenAIRuntime` reports it (notebook 10)."""
     from helpers.runtimes import get_runtime
 
     rt = get_runtime("ortgenai", model=str(folder), check=False)
@@ -182,14 +182,14 @@ def answered_by(folder: str | Path) -> str:
 
 
 def tool_exact_match(folder: str | Path, cases: list[dict[str, Any]]) -> dict[str, Any]:
-    """Notebook 10: tool-call exact match of an ORT GenAI folder through `OrtGenAIRuntime` (as `measure` for GGUF)."""
+    """Tool-call exact match of an ORT GenAI folder through `OrtGenAIRuntime` (as `measure` for GGUF) (notebook 10)."""
     from helpers.runtimes import get_runtime
 
     return runtime_exact_match(get_runtime("ortgenai", model=str(check_genai_folder(folder))), cases)
 
 
 def try_providers(folder: str | Path, providers: tuple[str, ...] = PROVIDERS) -> list[dict[str, Any]]:
-    """Notebook 10: try to load `folder` with each ORT GenAI execution provider; what loaded, or why not."""
+    """Try to load `folder` with each ORT GenAI execution provider; what loaded, or why not (notebook 10)."""
     import onnxruntime_genai as og
 
     folder = check_genai_folder(folder)
@@ -212,7 +212,7 @@ def compare(out_dir: str | Path, hf_dir: str | Path | None = None,
             gguf_types: tuple[str, ...] = ("F16", "Q8_0", "Q4_K_M"),
             cases: list[dict[str, Any]] | None = None, n_dialogues: int = 60, n_ctx: int = 256, runs: int = 3,
             n_prompt: int = 128, n_gen: int = 64, threads: int = 1, seed: int = 2024) -> list[dict[str, Any]]:
-    """Notebook 10 (`python -m helpers bench-onnx`): build fp32/int8/int4 ORT GenAI folders and measure them
+    """Build fp32/int8/int4 ORT GenAI folders and measure them (notebook 10, `python -m helpers bench-onnx`)
     beside GGUF types, all against the fp32 ONNX logits; rows in `measure.format_rows`'s format."""
     from helpers.paths import MODEL_DIR
     from helpers.quant import measure
