@@ -179,6 +179,24 @@ def _cmd_eval_agent(a: argparse.Namespace) -> int:
     return eval_agent(a)
 
 
+def _eval_agent_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of `eval-agent` (notebook 03)."""
+    from helpers.agents.evaluate import DEFAULT_PATH
+
+    p.add_argument("path", nargs="?", default=DEFAULT_PATH, help=f"JSONL agent eval file (default {DEFAULT_PATH})")
+    p.add_argument("--runtime", default=None, help="auto or a runtime name (default: EDGEAI_RUNTIME or auto)")
+    p.add_argument("--model", default=None, help="model name, or a GGUF path for embedded/llamacpp")
+    p.add_argument("--out", default=None, help="write one row per case (turns, answers, calls) as JSONL")
+    p.add_argument("--limit", type=int, default=0, help="only the first N cases")
+    p.add_argument("--max-steps", type=int, default=4, help="model calls per request (step limit)")
+    p.add_argument("--max-retries", type=int, default=1, help="retries after a broken or invalid call")
+    p.add_argument("--constrained", choices=["schema", "extractive"], default=None,
+                   help="embedded only: grammar-constrained decoding (see helpers/runtimes/constrained.py)")
+    p.add_argument("--write", action="store_true", help="(re)generate the eval file at PATH instead of running it")
+    p.add_argument("--n", type=int, default=100, help="with --write: how many cases")
+    p.add_argument("--seed", type=int, default=123, help="with --write: the seed")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -280,10 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--threads", type=int, default=1, help="CPU threads for ONNX Runtime and llama.cpp")
     o.set_defaults(func=_cmd_bench_onnx)
 
-    from helpers.agents.evaluate import add_arguments as agent_eval_arguments
-
     g = sub.add_parser("eval-agent", help="task completion of the single agent on scripted multi-step requests")
-    agent_eval_arguments(g)
+    _eval_agent_arguments(g)
     g.set_defaults(func=_cmd_eval_agent)
     return p
 

@@ -120,7 +120,8 @@ def decision_confidence(runtime: Any, messages: list[dict[str, Any]], tools: lis
     It needs the runtime's optional `next_token_logits` capability (the embedded runtime has it; servers that
     answer chats only do not, and then this returns None).
     """
-    if not (runtime.supports("next_token_logits") and runtime.supports("prompt_tokens")):
+    supports = getattr(runtime, "supports", None)  # any object with chat() may be a runtime here
+    if not (supports and supports("next_token_logits") and supports("prompt_tokens")):
         return None
     import numpy as np
 
