@@ -80,3 +80,12 @@ def test_one_measurement_row_for_every_table():
     assert row["ppl"] == perplexity(lg, targets) and row["ppl_reply"] == perplexity(lg[reply], targets[reply])
     assert (row["kld"], row["top1"]) == kl_and_top1(ref, lg)
     assert measurement_row("F16", 1, 1, ref, targets, ref)["ppl_reply"] is None
+
+
+def test_training_is_handed_its_evaluation_rather_than_importing_it(tmp_path):
+    from helpers.model.train import TrainConfig, train
+    from helpers.paths import MODEL_DIR
+
+    with pytest.raises(ValueError, match="evaluate=helpers.eval.transformers_exact_match"):
+        train(tmp_path / "run", MODEL_DIR, TrainConfig(steps=1, eval_every=1, eval_cases=2), log=lambda m: None)
+    assert not (tmp_path / "run").exists()

@@ -207,12 +207,12 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
 
     cfg = cfg or TrainConfig()
     shape = shape or ModelShape()
-    if cfg.eval_every and cfg.eval_cases and evaluate is None:
-        raise ValueError("eval_every needs an evaluation: pass evaluate=helpers.eval.transformers_exact_match "
-                         "(as `python -m helpers train` does), or set eval_every=0 or eval_cases=0")
     if cfg.grow_layers and not cfg.init_from:
         raise ValueError("grow_layers deepens trained weights: give init_from (--init-from data/model) too, "
                          "or set the depth of a new model with its shape (--layers)")
+    if cfg.eval_every and cfg.eval_cases and evaluate is None:
+        raise ValueError("eval_every needs an evaluation: pass evaluate=helpers.eval.transformers_exact_match "
+                         "(as `python -m helpers train` does), or set eval_every=0 or eval_cases=0")
     out_dir = Path(out_dir)
     ckpt = out_dir / "checkpoint"
     out_dir.mkdir(parents=True, exist_ok=True)
