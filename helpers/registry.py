@@ -29,10 +29,10 @@ ARTEFACTS: dict[str, str] = {
     "val-set": "eval/val.jsonl",
     "shop-db": "shop.sqlite",
     # the dialogue generator's word lists, templates and canned replies, and the phrase bank (helpers.data)
-    "text-synth-values": "text/synth_values.txt",
-    "text-synth-templates": "text/synth_templates.txt",
-    "text-synth-chat": "text/synth_chat.txt",
-    "text-phrasebank": "text/phrasebank.txt",
+    "text-values": "text/synth_values.txt",
+    "text-requests": "text/synth_templates.txt",
+    "text-chat": "text/synth_chat.txt",
+    "phrase-bank": "text/phrasebank.txt",
 }
 
 

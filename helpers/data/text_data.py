@@ -2,7 +2,7 @@
 
 Each file holds named lists, one phrasing a line written as a JSON string, so that spaces at either end and
 empty strings stay visible; `[group/name]` starts a list, `#` starts a comment line. The files are registered
-artefacts (`text-<name>` in `helpers.registry`): `python -m helpers doctor` checks their checksums.
+artefacts (`TEXT_FILES` names them in `helpers.registry`): `python -m helpers doctor` checks their checksums.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from typing import Any
 
 from helpers.registry import artefact_path
 
-TEXT_FILES = ("synth_values", "synth_templates", "synth_chat", "phrasebank")
+# file name (data/text/<name>.txt) -> its artefact name in helpers.registry
+TEXT_FILES = {"synth_values": "text-values", "synth_templates": "text-requests", "synth_chat": "text-chat",
+              "phrasebank": "phrase-bank"}
 
 
 def parse_text_data(text: str, source: str = "<text>") -> dict[str, Any]:
@@ -48,7 +50,7 @@ def read_text_data(name: str) -> dict[str, Any]:
     """The lists of data/text/<name>.txt (one of TEXT_FILES) as nested dicts (notebook 01)."""
     if name not in TEXT_FILES:
         raise KeyError(f"Unknown text data {name!r}; choose one of {', '.join(TEXT_FILES)}.")
-    path = artefact_path("text-" + name.replace("_", "-"))
+    path = artefact_path(TEXT_FILES[name])
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: restore data/ from git (`git checkout -- data/text`).")
     return parse_text_data(path.read_text(encoding="utf-8"), str(path))
