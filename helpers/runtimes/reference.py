@@ -11,9 +11,10 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
-from helpers.model.chat_format import parse_reply, render
+from helpers.domain.chat_format import parse_reply, render
 from helpers.runtimes.base import Availability, ChatResult, Runtime, Timer
-from helpers.runtimes.llama_chat import check_context, normalize_messages
+from helpers.runtimes.llama_chat import check_context
+from helpers.runtimes.wire import normalize_messages
 
 
 class _RenderedRuntime(Runtime):
@@ -47,7 +48,7 @@ class _RenderedRuntime(Runtime):
 
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
              temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> ChatResult:
-        from helpers.runtimes.openai_compat import decode_calls
+        from helpers.runtimes.wire import decode_calls
 
         timer = Timer()
         prompt = self.encode(render(normalize_messages(messages), tools, add_generation_prompt=True))
@@ -132,9 +133,9 @@ class OrtGenAIRuntime(_RenderedRuntime):
     marker, engine = "genai_config.json", "onnxruntime-genai"
 
     def __init__(self, model_dir: str | Path | None = None) -> None:
-        from helpers.paths import ONNX_DIR
+        from helpers.registry import artefact_path
 
-        self.model_dir = Path(model_dir) if model_dir else ONNX_DIR / "int4"
+        self.model_dir = Path(model_dir) if model_dir else artefact_path("onnx-int4").parent
         self._og_model = self._tok = None
 
     @property
