@@ -45,6 +45,9 @@ def decode_calls(raw_calls: list[Any], tools: list[dict[str, Any]] | None) -> tu
             except json.JSONDecodeError as exc:
                 return calls, {"type": "invalid_json", "message": f"arguments of {name} are not JSON: {exc.msg}",
                                "raw": str(args_text)}
+            except RecursionError:
+                return calls, {"type": "invalid_json", "message": f"arguments of {name} are nested too deeply",
+                               "raw": str(args_text)[:200]}
         if not isinstance(args, dict):
             return calls, {"type": "bad_arguments", "message": f"arguments of {name} are not a JSON object"}
         call = ToolCall(cid, name, args)
