@@ -342,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI's promise: one line, never a traceback
         if os.environ.get("EDGEAI_DEBUG"):
             raise
+        if isinstance(exc, ImportError):
+            print(f"error: a package is missing ({one_line(exc)}): install the workbook with `pip install -e .` "
+                  "(`python -m helpers doctor` lists what is missing)", file=sys.stderr)
+            return 2
         if isinstance(exc, _expected_errors()):
             print(f"error: {one_line(exc)}", file=sys.stderr)
             return 2

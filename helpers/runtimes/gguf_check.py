@@ -36,9 +36,9 @@ def check_gguf_file(path: str | Path, deep: bool = True) -> Path:
                          f".gguf model file; {_FIX}")
     if not deep:
         return path
-    try:
-        import gguf
+    import gguf  # llama.cpp's own reader (a dependency of the workbook); a missing package is not a damaged file
 
+    try:
         reader = gguf.GGUFReader(path)
         end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
     except Exception as exc:  # noqa: BLE001 - gguf-py fails in many ways on a cut file (reshape, struct, index)
