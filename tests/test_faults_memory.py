@@ -144,3 +144,18 @@ def test_a_failed_write_rolls_back_and_the_store_keeps_working(tmp_path):
         store.new_session("ana", session_id=sid)
     store.append(sid, {"role": "user", "content": "c"})
     assert store.load(sid) == [{"role": "user", "content": "c"}] and not store.db.in_transaction
+
+
+def test_a_deleted_store_with_a_leftover_wal_starts_clean(tmp_path):
+    path = tmp_path / "m.sqlite"
+    store = M.ConversationStore(path)
+    sid = store.new_session("ana")
+    store.append(sid, {"role": "user", "content": "old"})
+    wal = path.with_name(path.name + "-wal")
+    assert wal.exists()
+    saved = wal.read_bytes()
+    store.close()
+    path.unlink()  # a learner deletes the store while a crashed kernel left its -wal behind
+    wal.write_bytes(saved)
+    fresh = M.ConversationStore(path)
+    assert fresh.sessions() == [] and (tmp_path / "m.sqlite-wal.orphaned").exists()

@@ -362,7 +362,7 @@ def _app(engine_state: str = "ready", stream_fails: bool = False):
 def test_health_is_503_while_loading_and_chat_says_so():
     from fastapi.testclient import TestClient
 
-    client = TestClient(_app("loading"))
+    client = TestClient(_app("loading"), base_url="http://127.0.0.1:8765")
     assert client.get("/health").status_code == 503
     r = client.post("/v1/chat/completions", json={"model": MODEL, "messages": ASK})
     assert r.status_code == 503 and r.headers["retry-after"] and "loading" in r.json()["error"]["message"]
@@ -371,7 +371,7 @@ def test_health_is_503_while_loading_and_chat_says_so():
 def test_a_stream_that_fails_midway_ends_with_an_error_event():
     from fastapi.testclient import TestClient
 
-    client = TestClient(_app(stream_fails=True))
+    client = TestClient(_app(stream_fails=True), base_url="http://127.0.0.1:8765")
     r = client.post("/v1/chat/completions", json={"model": MODEL, "messages": [{"role": "user", "content": "hello"}],
                                                   "stream": True, "max_tokens": 64})
     assert r.status_code == 200

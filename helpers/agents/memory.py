@@ -149,6 +149,11 @@ class ConversationStore:
         if not readonly:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not self.path.exists():  # a -wal left by a deleted store must not be replayed into a new one
+                    for suffix in ("-wal", "-shm"):
+                        side = self.path.with_name(self.path.name + suffix)
+                        if side.exists():
+                            side.replace(side.with_name(side.name + ".orphaned"))
             except OSError as exc:
                 raise StoreError(f"cannot create the folder of {self.path} ({exc.strerror}): choose a writable "
                                  "path") from None

@@ -216,26 +216,36 @@ def create_app(cfg: ServerConfig, engine: Engine | None = None) -> Any:
     def error_response(err: ApiError) -> JSONResponse:
         return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Any:
-        host = (request.headers.get("host") or "").lower()
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if "*" not in allowed and name not in allowed:
-            return error_response(ApiError(400, "Host header not allowed: this server answers on "
-                                           f"{cfg.host} only (add --allowed-host NAME to serve another name).",
-                                           code="invalid_host"))
-        origin = request.headers.get("origin")
-        if origin and origin not in cfg.cors_origins and request.method != "OPTIONS":
-            return error_response(ApiError(403, "requests from a web page of another origin are refused (start the "
-                                           "server with --cors-origin ORIGIN to allow one).", type="forbidden",
-                                           code="origin_not_allowed"))
-        return await call_next(request)
+    class Guard:
+        """Pure ASGI middleware (streams pass through untouched): Host and Origin checks before any route."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                return await self.inner(scope, receive, send)
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            host = headers.get("host", "").lower()
+            name = host if host.endswith("]") else host.rsplit(":", 1)[0]
+            origin = headers.get("origin")
+            err = None
+            if "*" not in allowed and name not in allowed:
+                err = ApiError(400, f"Host header not allowed: this server answers to {cfg.host} (start it with "
+                               "--allowed-host NAME to answer another name).", code="invalid_host")
+            elif origin and origin not in cfg.cors_origins and scope["method"] != "OPTIONS":
+                err = ApiError(403, "requests from a web page of another origin are refused (start the server "
+                               "with --cors-origin ORIGIN to allow one).", type="forbidden", code="origin_not_allowed")
+            if err is not None:
+                return await error_response(err)(scope, receive, send)
+            await self.inner(scope, receive, send)
 
     if cfg.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(Guard)  # added last: outermost, so every request passes it first
 
     async def require_key(request: Request) -> None:
         if cfg.api_key is None:
@@ -353,8 +363,18 @@ def create_app(cfg: ServerConfig, engine: Engine | None = None) -> Any:
                 rec.first_token()
                 release()
                 return JSONResponse(out, headers=headers)
-        except BaseException as exc:
-            rec.error_type = str(exc.status) if isinstance(exc, ApiError) else type(exc).__name__
+        except ApiError as exc:
+            rec.error_type = str(exc.status)
+            release()
+            raise
+        except Exception as exc:  # noqa: BLE001 - a 500 that names the kind of fault, never a traceback
+            rec.error_type = type(exc).__name__
+            release()
+            print(f"error: a request failed: {type(exc).__name__}", file=sys.stderr, flush=True)
+            raise ApiError(500, f"internal server error ({type(exc).__name__}); the server keeps running: send the "
+                           "request again or check the server's log.", type="server_error") from None
+        except BaseException:
+            rec.error_type = "cancelled"
             release()
             raise
 
