@@ -28,6 +28,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,17 +155,29 @@ class Engine:
         llama_cpp.llama_sampler_free(ptr)
         return LlamaGrammar.from_string(text, verbose=False)
 
-    def complete(self, p: dict[str, Any]) -> dict[str, Any]:
+    def complete(self, p: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
+        """The answer, and when its first token was ready (start + llama.cpp's prompt-eval time), for TTFT."""
+        import llama_cpp
+
         from helpers.runtimes.llama_chat import chat_completion
 
+        try:
+            llama_cpp.llama_perf_context_reset(self.llama._ctx.ctx)
+        except (AttributeError, TypeError):  # another llama-cpp-python layout: no TTFT for non-streamed answers
+            pass
+        t0 = time.perf_counter()
         out = chat_completion(self.llama, p["messages"], p["tools"], temperature=p["temperature"],
                               max_tokens=p["max_tokens"], seed=p["seed"], model=self.cfg.alias, grammar=p["grammar"])
+        try:
+            first_at: float | None = t0 + llama_cpp.llama_perf_context(self.llama._ctx.ctx).t_p_eval_ms / 1000
+        except (AttributeError, TypeError):
+            first_at = None
         for k in ("x_raw", "x_error", "x_seconds"):
             out.pop(k, None)
         msg = out["choices"][0]["message"]
         if p["one_call"] and msg.get("tool_calls"):
             msg["tool_calls"] = msg["tool_calls"][:1]
-        return out
+        return out, first_at
 
     def start_stream(self, p: dict[str, Any]) -> Any:
         from helpers.runtimes.llama_chat import chat_completion_stream
@@ -358,9 +371,9 @@ def create_app(cfg: ServerConfig, engine: Engine | None = None) -> Any:
             prep = await eng.run(eng.prepare, req)
             rec.prompt_tokens = prep["n_prompt"]
             if not req.stream:
-                out = await eng.run(eng.complete, prep)
+                out, first_at = await eng.run(eng.complete, prep)
                 rec.output_tokens = out["usage"]["completion_tokens"]
-                rec.first_token()
+                rec.first_token_at = first_at
                 release()
                 return JSONResponse(out, headers=headers)
         except ApiError as exc:
