@@ -17,8 +17,8 @@ WRITER = ("import sys; from helpers.agents.memory import ConversationStore as S;
 
 
 def test_two_processes_appending_to_one_session_lose_nothing(tmp_path):
-    """The figure in the issue: 0-3 of 600 messages lost per run before the fix. Here 2 x 300 appends."""
-    path, n = tmp_path / "m.sqlite", 300
+    """The figure in the issue: 0-3 of 600 messages lost per run before the fix. Here 2 x 200 appends."""
+    path, n = tmp_path / "m.sqlite", 200
     store = M.ConversationStore(path)
     sid = store.new_session("ana")
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), sid, str(n), w], cwd=str(ROOT),

@@ -22,7 +22,6 @@ arguments copy it (say, a ticket whose description is the error message) is refu
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time

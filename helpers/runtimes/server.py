@@ -19,7 +19,6 @@ promises (tests/test_faults_server.py tries each):
   (no CORS unless `--cors-origin`), and names the model that really answered in every response.
 """
 
-from __future__ import annotations
 
 import asyncio
 import hmac
@@ -123,7 +122,8 @@ class Engine:
         from helpers.runtimes.server_api import ApiError
 
         messages = [m.openai() for m in req.messages]
-        tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools and req.tool_choice != "none" else None
+        offered = req.tools if req.tool_choice != "none" else None
+        tools = [t.model_dump(exclude_none=True) for t in offered] if offered else None
         max_tokens = req.max_completion_tokens or req.max_tokens or min(self.cfg.default_max_tokens,
                                                                         self.cfg.n_ctx // 2)
         try:
@@ -438,6 +438,8 @@ def create_app(cfg: ServerConfig, engine: Engine | None = None) -> Any:
                 try:
                     await super().__call__(scope, receive, send)
                 finally:  # also when the body never started (client gone before the first byte)
+                    with anyio.CancelScope(shield=True):
+                        await self.body_iterator.aclose()  # the generator's own cleanup first (stops llama.cpp)
                     release()
 
         return SlotStream(events(), media_type="text/event-stream",
