@@ -192,6 +192,10 @@ def parse_chat_request(body: bytes, *, model: str, n_ctx: int,
                        "(Content-Type: application/json).", code="invalid_json") from None
     if not isinstance(data, dict):
         raise ApiError(400, f"request body must be a JSON object, not {type(data).__name__}.", code="invalid_json")
+    messages = data.get("messages")
+    if isinstance(messages, list) and len(messages) > n_ctx // 2:  # counted before validating each one
+        raise ApiError(400, f"{len(messages):,} messages cannot fit the model's {n_ctx}-token context (each takes at "
+                       "least 2 tokens): drop or summarise old turns.", param="messages", code="context_length_exceeded")
     try:
         req = ChatRequest.model_validate(data)
     except ValidationError as exc:
