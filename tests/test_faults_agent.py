@@ -208,3 +208,39 @@ def test_agent_stream_through_a_cut_stream_is_not_ok():
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+class _ErrorMidway(_CutStream):
+    """Loopback stub: two chunks, then the explicit error event the workbook's server sends when generation
+    fails after the 200 (the same shape as OpenAI's in-stream errors)."""
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.end_headers()
+        chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "stub",
+                 "choices": [{"index": 0, "delta": {"content": "Your order"}, "finish_reason": None}]}
+        self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        err = {"error": {"message": "generation failed midway (MemoryError)", "type": "server_error",
+                         "code": "stream_failed"}}
+        self.wfile.write(b"data: " + json.dumps(err).encode() + b"\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+
+def test_agent_stream_through_a_stream_that_reports_an_error_is_not_ok():
+    from helpers.runtimes.openai_compat import OpenAICompatRuntime
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ErrorMidway)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        rt = OpenAICompatRuntime(base_url=f"http://127.0.0.1:{srv.server_port}/v1", model="stub")
+        events = list(Agent(rt, ToolBox([])).stream("where is my order?"))
+        res = events[-1].result
+        assert not res.ok and "stream_failed" in res.error and "midway" in res.error
+        assert [e.text for e in events if e.kind == "delta"] == ["Your order"]  # what came is shown, not kept
+        rt.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -298,6 +298,21 @@ def test_usage_in_streams_when_asked_and_metrics(server):
     assert 'outcome="422"' in text or 'outcome="400"' in text  # refused requests are counted too
 
 
+def test_an_agent_told_of_a_context_overflow_by_the_server_does_not_retry(server):
+    from helpers.agents.loop import Agent
+    from helpers.agents.toolbox import ToolBox
+    from helpers.runtimes.openai_compat import OpenAICompatRuntime
+
+    rt = OpenAICompatRuntime(base_url=str(server.base_url) + "/v1", model=MODEL, api_key=KEY)
+    history = [{"role": "user", "content": "order " * 600}, {"role": "assistant", "content": "ok"}] * 3
+    agent = Agent(rt, ToolBox([]), messages=history, max_retries=2)
+    for res in (agent.run("and now?"), list(agent.stream("and now?"))[-1].result):
+        assert not res.ok and "no longer fits" in res.error and "rephrase" not in res.error
+        assert res.n_model_calls == 1  # refused once, not re-sent larger
+    assert agent.messages == history
+    rt.close()
+
+
 # ------------------------------------------------------------------ start-up faults
 def test_a_truncated_or_fake_gguf_fails_fast_with_one_line(tmp_path, capsys):
     from helpers import cli
