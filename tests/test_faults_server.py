@@ -291,6 +291,8 @@ def test_usage_in_streams_when_asked_and_metrics(server):
     events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: {")]
     usage = [e["usage"] for e in events if e.get("usage")]
     assert len(usage) == 1 and usage[0]["completion_tokens"] >= 1 and events[-1]["choices"] == []
+    assert usage[0] == chat(server, max_tokens=16).json()["usage"]  # the same count as the unstreamed answer
+    assert chat(server, max_tokens=0).status_code == 422
     text = server.get("/metrics").text
     for name in ("gen_ai_server_request_duration_seconds_count", "gen_ai_server_time_to_first_token_seconds_count",
                  "edge_slm_requests_total", "edge_slm_requests_waiting", "edge_slm_requests_running"):
@@ -390,6 +392,16 @@ def test_health_is_503_while_loading_and_chat_says_so():
     assert client.get("/health").status_code == 503
     r = client.post("/v1/chat/completions", json={"model": MODEL, "messages": ASK})
     assert r.status_code == 503 and r.headers["retry-after"] and "loading" in r.json()["error"]["message"]
+
+
+def test_a_full_queue_gets_503_with_retry_after():
+    from fastapi.testclient import TestClient
+
+    app = _app()
+    app.state.engine.waiting = app.state.engine.cfg.max_queue  # as if that many requests were waiting
+    r = TestClient(app, base_url="http://127.0.0.1:8765").post(
+        "/v1/chat/completions", json={"model": MODEL, "messages": ASK})
+    assert r.status_code == 503 and r.headers["retry-after"] and "busy" in r.json()["error"]["message"]
 
 
 def test_a_stream_that_fails_midway_ends_with_an_error_event():

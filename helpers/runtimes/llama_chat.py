@@ -119,7 +119,8 @@ def chat_completion_stream(llama, messages: list[dict[str, Any]], tools: list[di
     finish = "stop"
     n_out = 0
     for part in _completion(llama, toks, temperature, max_tokens, seed, True, grammar):
-        n_out += 1  # llama-cpp-python yields one part per generated token
+        if part["choices"][0].get("finish_reason") is None:
+            n_out += 1  # one part per generated token, then a closing part: the count matches `usage` unstreamed
         piece = part["choices"][0]["text"]
         finish = part["choices"][0].get("finish_reason") or finish
         buf += piece

@@ -195,7 +195,8 @@ def parse_chat_request(body: bytes, *, model: str, n_ctx: int,
     messages = data.get("messages")
     if isinstance(messages, list) and len(messages) > n_ctx // 2:  # counted before validating each one
         raise ApiError(400, f"{len(messages):,} messages cannot fit the model's {n_ctx}-token context (each takes at "
-                       "least 2 tokens): drop or summarise old turns.", param="messages", code="context_length_exceeded")
+                       "least 2 tokens): drop or summarise old turns.", param="messages",
+                       code="context_length_exceeded")
     try:
         req = ChatRequest.model_validate(data)
     except ValidationError as exc:
