@@ -26,7 +26,7 @@ from helpers.model.chat_format import (
 from helpers.runtimes.server_api import ApiError, ChatRequest, parse_chat_request
 
 MODEL, N_CTX = "edge-slm-f16", 2048
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 ERROR_TYPES = {"unterminated_call", "invalid_json", "not_a_list", "bad_call", "unknown_tool", "bad_arguments"}
 TOOLS = ("lookup_order", "get_weather", "create_ticket")
 
