@@ -424,3 +424,44 @@ def test_a_stream_that_fails_midway_ends_with_an_error_event():
     assert ok.status_code == 200  # the slot was released
 
 
+
+
+def test_cors_only_for_the_origin_asked_for_and_never_with_credentials():
+    from fastapi.testclient import TestClient
+
+    from helpers.runtimes.server import Engine, ServerConfig, create_app
+
+    cfg = ServerConfig(model=GGUF, cors_origins=("http://localhost:8888",))
+    eng = Engine(cfg)
+    app = create_app(cfg, eng)
+    app.state.engine = eng
+    eng.load()
+    client = TestClient(app, base_url="http://127.0.0.1:8765")
+    pre = client.options("/v1/chat/completions", headers={"Origin": "http://localhost:8888",
+                                                          "Access-Control-Request-Method": "POST"})
+    assert pre.headers["access-control-allow-origin"] == "http://localhost:8888"
+    assert "access-control-allow-credentials" not in pre.headers
+    ok = client.post("/v1/chat/completions", headers={"Origin": "http://localhost:8888"},
+                     json={"model": MODEL, "messages": ASK, "max_tokens": 8})
+    assert ok.status_code == 200
+    other = client.post("/v1/chat/completions", headers={"Origin": "http://evil.example"},
+                        json={"model": MODEL, "messages": ASK, "max_tokens": 8})
+    assert other.status_code == 403
+
+
+def test_the_api_key_file(tmp_path, monkeypatch):
+    from helpers.runtimes.server import read_api_key
+
+    monkeypatch.delenv("EDGE_SLM_API_KEY", raising=False)
+    assert read_api_key(None) is None
+    good = tmp_path / "key.txt"
+    good.write_text("  s3cret-key-for-tests \nsecond line ignored\n")
+    assert read_api_key(good) == "s3cret-key-for-tests"
+    short = tmp_path / "short.txt"
+    short.write_text("abc")
+    with pytest.raises(ValueError, match="shorter than 8"):
+        read_api_key(short)
+    with pytest.raises(ValueError, match="cannot read the API key file"):
+        read_api_key(tmp_path / "absent.txt")
+    monkeypatch.setenv("EDGE_SLM_API_KEY", "from-the-environment")
+    assert read_api_key(None) == "from-the-environment"
