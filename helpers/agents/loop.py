@@ -325,7 +325,7 @@ class Agent:
                 feedback = {"error": f"invalid tool call ({error.get('type', 'error')}): {error.get('message', '')}",
                             "hint": "call one of the offered tools with a JSON object of valid arguments, "
                                     "or answer in text"}
-                fed_errors.append(feedback["error"])
+                fed_errors += [feedback["error"], feedback["hint"]]
                 steps.append(Step("error", {"type": error.get("type", "error"), "message": error.get("message", ""),
                                             "retry": failures <= self.max_retries}))
                 yield AgentEvent("error", steps[-1].detail["message"], steps[-1].detail)
@@ -456,7 +456,7 @@ class Agent:
         if kind in RUNTIME_ERRORS or res.finish_reason == "error":
             return (f"The runtime {runtime_name} failed during the request ({kind}: {error.get('message', '')[:200]}). "
                     f"{unchanged}: check the runtime (`python -m helpers doctor`) and send the message again.")
-        if res.finish_reason == "length":
+        if res.finish_reason == "length" and not res.tool_calls:  # a closed call is whole even at the limit
             return (f"The reply was cut at max_tokens={self.max_tokens} before it ended. {unchanged}: raise "
                     "max_tokens (Agent(..., max_tokens=...)) or ask for a shorter answer.")
         return None
