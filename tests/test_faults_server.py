@@ -186,8 +186,9 @@ def test_bodies_that_are_not_json_or_too_big(server):
 
 
 def test_the_model_that_answered_is_named(server):
-    r = chat(server, max_tokens=8)
+    r = chat(server, max_tokens=8, frobnicate=True)
     assert r.json()["model"] == MODEL
+    assert r.headers["x-edge-slm-ignored-fields"] == "frobnicate"  # unknown fields are said, not silently dropped
     assert server.get("/v1/models").json()["data"][0]["id"] == MODEL
     assert_client_error(server.get("/v1/models/other"), 404)
     r = chat(server, max_tokens=8, stream=True)
