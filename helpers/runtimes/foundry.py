@@ -1,6 +1,6 @@
 """The `foundry` runtime: Foundry Local in-process (foundry-local-sdk), serving the workbook model.
 
-Introduced in notebook 00; the Foundry Local notebook goes deeper. The workbook model is registered as
+Introduced in notebook 00; notebook 12 goes deeper (the SDK in its cells). The workbook model is registered as
 a bring-your-own model (the ONNX Runtime GenAI folder in data/onnx/int4) in Foundry Local's LOCAL
 catalog, with the metadata Foundry needs for tool calling. Foundry Local's web service looks models up
 in its online catalog only, so offline it cannot serve a bring-your-own model: use the in-process API
@@ -135,7 +135,7 @@ class FoundryRuntime(Runtime):
 
     def load(self):
         """Register (again, if its folder changed) and load the model; returns the SDK's model handle."""
-        if self._model is not None:
+        if self._model is not None and self._model.is_loaded:  # another runtime object may have unloaded it
             return self._model
         try:
             import foundry_local_sdk  # noqa: F401
