@@ -29,7 +29,7 @@ def foundry():
     rt = FoundryRuntime()
     try:
         rt.load()
-    except Exception as exc:  # a platform without the native runtime, a broken install
+    except Exception as exc:  # noqa: BLE001 - any failure to start (no native runtime, a broken install)
         pytest.skip(f"Foundry Local cannot start here: {exc}")
     yield rt
     rt.close()
@@ -234,8 +234,8 @@ def test_framework_rejects_an_invalid_tool_before_the_model_runs(foundry):
 
 
 def _model(**kw):
-    base = dict(id="lab12-edge-slm:1", get_path=lambda: str(ONNX_DIR / "int4"), supports_tool_calling=True,
-                is_loaded=True, info=SimpleNamespace(task="chat-completion"))
+    base = {"id": "lab12-edge-slm:1", "get_path": lambda: str(ONNX_DIR / "int4"), "supports_tool_calling": True,
+            "is_loaded": True, "info": SimpleNamespace(task="chat-completion")}
     base.update(kw)
     return SimpleNamespace(**base)
 

@@ -20,8 +20,15 @@ import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-from agent_framework import (BaseChatClient, ChatMiddlewareLayer, ChatResponse, ChatResponseUpdate, Content,
-                             FunctionInvocationLayer, Message)
+from agent_framework import (
+    BaseChatClient,
+    ChatMiddlewareLayer,
+    ChatResponse,
+    ChatResponseUpdate,
+    Content,
+    FunctionInvocationLayer,
+    Message,
+)
 from agent_framework.exceptions import ChatClientInvalidResponseException
 from agent_framework.observability import ChatTelemetryLayer
 

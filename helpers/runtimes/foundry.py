@@ -9,12 +9,14 @@ in its online catalog only, so offline it cannot serve a bring-your-own model: u
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from helpers.paths import BUILD, ONNX_DIR
 from helpers.runtimes.base import Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, Timer
@@ -142,7 +144,7 @@ class FoundryRuntime(Runtime):
         except ImportError:
             raise RuntimeUnavailable("foundry: foundry-local-sdk is not installed; install the workbook "
                                      "(`pip install -e .`)") from None
-        from foundry_local_sdk import CatalogType, ModelInfoBuilder
+        from foundry_local_sdk import CatalogType, FoundryLocalException, ModelInfoBuilder
 
         mgr = _manager()
         if self.alias is not None:
@@ -167,7 +169,7 @@ class FoundryRuntime(Runtime):
         if not model.is_loaded:
             try:
                 model.load()
-            except Exception as exc:  # the SDK's message names the file ONNX Runtime could not read
+            except FoundryLocalException as exc:  # its message names the file ONNX Runtime could not read
                 raise RuntimeUnavailable(f"foundry: Foundry Local could not load {self.model_id} from "
                                          f"{model.get_path()}: {exc}; rebuild it with `python -m helpers export`."
                                          ) from None
@@ -177,7 +179,7 @@ class FoundryRuntime(Runtime):
     def _session(self, model: Any, tools: list[dict[str, Any]] | None, temperature: float, max_tokens: int,
                  seed: int):
         """A fresh ChatSession (a session keeps its turns: one per request keeps requests independent)."""
-        from foundry_local_sdk import ChatSession, RequestOptions, SearchOptions
+        from foundry_local_sdk import ChatSession, FoundryLocalException, RequestOptions, SearchOptions
 
         session = ChatSession(model)
         session.set_options(RequestOptions(search=SearchOptions(temperature=temperature, max_output_tokens=max_tokens,
@@ -194,7 +196,7 @@ class FoundryRuntime(Runtime):
             try:
                 session.add_tool_definition(name=name, description=f.get("description", ""),
                                             json_schema=json.dumps(params))
-            except Exception as exc:
+            except (FoundryLocalException, ValueError, TypeError) as exc:
                 session._close()
                 raise ValueError(f"Foundry Local refused the tool definition {name!r}: {exc}. Check its name "
                                  "and that its parameters are a JSON-schema object.") from None
@@ -244,13 +246,15 @@ class FoundryRuntime(Runtime):
 
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
              temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> ChatResult:
+        from foundry_local_sdk import FoundryLocalException
+
         model = self.load()
         timer = Timer()
         content, raw_calls = "", []
         with self._session(model, tools, temperature, max_tokens, seed) as session, self._request(messages) as req:
             try:
                 resp_cm = session.process_request(req)
-            except Exception as exc:  # the SDK raises when the model breaks its tool-call grammar
+            except FoundryLocalException as exc:  # the SDK raises when the model breaks its tool-call grammar
                 return ChatResult(runtime=self.name, model=self.model_id, error={
                     "type": "runtime_error", "message": f"Foundry Local: {exc}"}, total_s=timer.elapsed)
             with resp_cm as resp:
@@ -263,6 +267,8 @@ class FoundryRuntime(Runtime):
     def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
                temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> Iterator[StreamEvent]:
         """Streamed chat through the SDK's streaming session: text pieces as Foundry Local produces them."""
+        from foundry_local_sdk import FoundryLocalException
+
         model = self.load()
         timer = Timer()
         content, raw_calls = "", []
@@ -279,7 +285,7 @@ class FoundryRuntime(Runtime):
                     with stream.final_response as final:
                         finish = str(getattr(final.finish_reason, "name", final.finish_reason) or "STOP").lower()
                         usage = final.get_usage()
-            except Exception as exc:  # the SDK raises when the model breaks its tool-call grammar
+            except FoundryLocalException as exc:  # the SDK raises when the model breaks its tool-call grammar
                 yield StreamEvent(result=ChatResult(runtime=self.name, model=self.model_id, content=content, error={
                     "type": "runtime_error", "message": f"Foundry Local: {exc}"}, total_s=timer.elapsed))
                 return
@@ -287,8 +293,6 @@ class FoundryRuntime(Runtime):
 
     def close(self) -> None:
         if self._model is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._model.unload()
-            except Exception:
-                pass
             self._model = None
