@@ -101,7 +101,11 @@ def buckets(samples: Iterable[Sample], histogram: str, **labels: str) -> list[tu
     """Cumulative (upper bound, count) pairs of a histogram, summed over the other labels, sorted by bound."""
     acc: dict[float, float] = {}
     for s in select(samples, histogram + "_bucket", **labels):
-        le = float(s.labels["le"])
+        try:
+            le = float(s.labels["le"])
+        except (KeyError, ValueError):
+            raise ExpositionError(f"{s.name} has le={s.labels.get('le')!r}: a bucket's upper bound must be a "
+                                  "number or +Inf") from None
         acc[le] = acc.get(le, 0.0) + s.value
     return sorted(acc.items())
 

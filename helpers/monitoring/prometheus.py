@@ -219,11 +219,11 @@ def promtool(*args: str, timeout: float = 60.0) -> str:
     return out
 
 
-def check_rules(path: str | Path) -> str:
+def promtool_check_rules(path: str | Path) -> str:
     """`promtool check rules PATH`: syntax, PromQL and templates of a rule file."""
     return promtool("check", "rules", str(path))
 
 
-def test_rules(path: str | Path) -> str:
+def promtool_test_rules(path: str | Path) -> str:
     """`promtool test rules PATH`: the rule unit tests (input series, expected alerts)."""
     return promtool("test", "rules", str(path))
