@@ -166,6 +166,9 @@ class _Scripted(Runtime):
     def chat(self, messages, tools=None, **kw):
         if self.fail_on in messages[-1]["content"]:
             raise ValueError("prompt does not fit")
+        if "refuse" in messages[-1]["content"]:  # what OpenAICompatRuntime returns for an HTTP 400
+            return ChatResult(runtime=self.name, model=self.model, finish_reason="error",
+                              error={"type": "server_error", "message": "HTTP 400: context window exceeded"})
         return ChatResult(runtime=self.name, model=self.model, content="hello there", prompt_tokens=5,
                           completion_tokens=3)
 
@@ -283,5 +286,19 @@ def test_metric_names_as_scraped_are_pinned():
         assert mon.value(samples, "gen_ai_client_token_usage_sum", gen_ai_token_type="output") == 6  # 3 + 3
         failed = mon.select(samples, "gen_ai_client_operation_duration_seconds_count", error_type="ValueError")
         assert failed and failed[0].value == 1
+    finally:
+        tel.close()
+
+
+def test_a_refused_request_is_a_failed_operation_with_its_status_code():
+    tel = mon.GenAITelemetry()
+    try:
+        rt = mon.TracedRuntime(_Scripted(), tel)
+        res = rt.chat([{"role": "user", "content": "please refuse"}])
+        assert res.finish_reason == "error"  # the runtime's own answer, untouched
+        span = tel.spans()[-1]
+        assert span.attributes["error.type"] == "400" and span.status.status_code.name == "ERROR"
+        samples = mon.parse(tel.metrics_text())
+        assert mon.value(samples, "gen_ai_client_operation_duration_seconds_count", error_type="400") == 1
     finally:
         tel.close()

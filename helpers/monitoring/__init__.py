@@ -16,7 +16,8 @@ from helpers.monitoring.latency import (LatencyReport, StreamTiming, count_token
 from helpers.monitoring.telemetry import (CLIENT_METRICS, SEMCONV_VERSION, GenAITelemetry, TracedRuntime,
                                           TracedTools, span_tree)
 from helpers.monitoring.load import LoadResult, run_load
-from helpers.monitoring.prometheus import (PortInUse, PrometheusNotInstalled, PrometheusServer, PromtoolError,
+from helpers.monitoring.prometheus import (NodeExporter, PortInUse, PrometheusNotInstalled, PrometheusServer,
+                                           PromtoolError,
                                            installed, promtool_check_rules, promtool_test_rules,
                                            scrape_config)
 
@@ -25,6 +26,6 @@ __all__ = ["GRAFANA_DASHBOARD", "RULE_TESTS", "RULES", "check_grafana_dashboard"
            "histogram_quantile", "parse", "rate", "recorded_vllm_sample", "scrape", "select", "value",
            "HEALTH_ROUTES", "Health", "probe", "runtime_health", "wait_ready", "LatencyReport", "StreamTiming",
            "count_tokens", "gpu_snapshot", "measure", "percentiles", "process_snapshot", "timed_stream",
-           "LoadResult", "run_load", "PortInUse", "PrometheusNotInstalled", "PrometheusServer", "PromtoolError",
+           "LoadResult", "run_load", "NodeExporter", "PortInUse", "PrometheusNotInstalled", "PrometheusServer", "PromtoolError",
            "installed", "promtool_check_rules", "promtool_test_rules", "scrape_config",
            "CLIENT_METRICS", "SEMCONV_VERSION", "GenAITelemetry", "TracedRuntime", "TracedTools", "span_tree"]

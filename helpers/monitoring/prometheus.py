@@ -227,3 +227,47 @@ def promtool_check_rules(path: str | Path) -> str:
 def promtool_test_rules(path: str | Path) -> str:
     """`promtool test rules PATH`: the rule unit tests (input series, expected alerts)."""
     return promtool("test", "rules", str(path))
+
+
+@dataclass
+class NodeExporter:
+    """Prometheus's node_exporter (Debian `prometheus-node-exporter`) on 127.0.0.1, memory and load only:
+    the machine-level numbers (`node_memory_MemAvailable_bytes` ...) the memory alert reads."""
+
+    port: int | None = None
+    proc: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> "NodeExporter":
+        binary = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
+        if binary is None:
+            raise PrometheusNotInstalled("node_exporter not found: `sudo apt-get install prometheus-node-exporter` "
+                                         "(then stop its service: the workbook runs its own on 127.0.0.1)")
+        self.port = self.port or free_port()
+        self.proc = subprocess.Popen([binary, f"--web.listen-address={self.address}", "--collector.disable-defaults",
+                                      "--collector.meminfo", "--collector.loadavg"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://{self.address}/metrics", timeout=0.5):  # noqa: S310
+                    return self
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"node_exporter did not answer on {self.address} within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def __enter__(self) -> "NodeExporter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -132,8 +132,10 @@ class TracedRuntime(Runtime):
     """Any Runtime with a `chat {model}` span and the client metrics around every call.
 
     The runtime underneath is untouched: answers, errors and `answered_by` are its own. A ChatResult that
-    carries a structured error (a malformed tool call) is still a completed operation; an exception (the
-    server is gone, the prompt does not fit) is recorded with `error.type` and raised again.
+    carries a malformed tool call is still a completed operation; a request the server refused
+    (`finish_reason="error"`, HTTP 4xx/5xx) is a failed one with `error.type` = the status code; an
+    exception (the server is gone, the prompt does not fit in-process) is recorded with `error.type` = its
+    class name and raised again.
     """
 
     def __init__(self, runtime: Runtime, telemetry: GenAITelemetry, provider: str | None = None) -> None:
@@ -166,20 +168,47 @@ class TracedRuntime(Runtime):
             text = result.content or "".join(f"{c.name}({c.arguments})" for c in result.tool_calls)
             inv.output_messages = _output_for_span(text, result.finish_reason or "stop")
 
+    def _end(self, inv, result) -> None:
+        """Stop the invocation, or fail it when the runtime reported a refused request (HTTP error)."""
+        self._finish(inv, result)
+        if result.finish_reason == "error" and result.error:
+            import re
+
+            from opentelemetry.util.genai.types import Error
+
+            msg = str(result.error.get("message", ""))
+            code = re.search(r"HTTP (\d{3})", msg)
+            inv.fail(Error(type=code.group(1) if code else str(result.error.get("type", "error")), message=msg))
+        else:
+            inv.stop()
+
     def chat(self, messages, tools=None, *, temperature: float = 0.0, max_tokens: int = 256, seed: int = 123):
-        with self._start(messages, max_tokens, temperature, seed, False) as inv:
+        inv = self._start(messages, max_tokens, temperature, seed, False)
+        try:
             result = self.inner.chat(messages, tools, temperature=temperature, max_tokens=max_tokens, seed=seed)
-            self._finish(inv, result)
+        except BaseException as exc:
+            inv.fail(exc)
+            raise
+        self._end(inv, result)
         return result
 
     def stream(self, messages, tools=None, *, temperature: float = 0.0, max_tokens: int = 256, seed: int = 123):
-        with self._start(messages, max_tokens, temperature, seed, True) as inv:
+        inv = self._start(messages, max_tokens, temperature, seed, True)
+        result = None
+        try:
             for ev in self.inner.stream(messages, tools, temperature=temperature, max_tokens=max_tokens, seed=seed):
                 if ev.delta:
                     inv.record_stream_chunk()
                 if ev.result is not None:
-                    self._finish(inv, ev.result)
+                    result = ev.result
                 yield ev
+        except BaseException as exc:
+            inv.fail(exc)
+            raise
+        if result is None:
+            inv.stop()
+        else:
+            self._end(inv, result)
 
     def close(self) -> None:
         self.inner.close()
