@@ -121,12 +121,14 @@ def test_lab19_trace_needs_tool_spans_and_no_content():
 
 # ---------------------------------------------------------------- lab 20
 
-RULE = """
+SLOW_P95 = ("histogram_quantile(0.95, sum by (le, gen_ai_request_model) "
+            "(rate(gen_ai_client_operation_duration_seconds_bucket[5m]))) > 0.02")
+RULE = f"""
 groups:
   - name: lab20
     rules:
       - alert: EdgeSLMClientSlowP95
-        expr: histogram_quantile(0.95, sum by (le, gen_ai_request_model) (rate(gen_ai_client_operation_duration_seconds_bucket[5m]))) > 0.02
+        expr: {SLOW_P95}
         for: 1m
         labels:
           severity: warning

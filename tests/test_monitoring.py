@@ -80,12 +80,12 @@ def test_recorded_vllm_sample_is_labelled_and_parses():
         mon.histogram_quantile(0.5, mon.buckets(mon.parse(text), "vllm:iteration_tokens_total"))
 
 
-# ---------------------------------------------------------------- health: a loopback HTTP server that loads, then is ready
+# ---------------------------------------------------------------- health: a loopback server that loads, then is ready
 
 class _Loading(http.server.BaseHTTPRequestHandler):
     ready = False
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         if self.path == "/metrics":
             self.send_response(404)
             self.end_headers()
@@ -244,8 +244,9 @@ def test_span_names_kinds_nesting_and_attributes():
     tel = _agent_run(capture=False)
     try:
         assert mon.span_tree(tel.spans()) == [
-            "invoke_agent shop-agent [INTERNAL]", "  chat script-1 [CLIENT]", "  execute_tool get_order_status [INTERNAL]",
-            "  chat script-1 [CLIENT]", "chat script-1 [CLIENT] error.type=ValueError"]
+            "invoke_agent shop-agent [INTERNAL]", "  chat script-1 [CLIENT]",
+            "  execute_tool get_order_status [INTERNAL]", "  chat script-1 [CLIENT]",
+            "chat script-1 [CLIENT] error.type=ValueError"]
         chat = next(s for s in tel.spans() if s.name == "chat script-1")
         a = chat.attributes
         assert (a["gen_ai.operation.name"], a["gen_ai.provider.name"], a["gen_ai.request.model"]) == (

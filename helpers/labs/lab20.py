@@ -72,7 +72,7 @@ def check_rule(rule_yaml: str, threshold_s: float, seed: int = 2020) -> None:
                 f"      - eval_time: 15m\n        alertname: {ALERT}\n        exp_alerts:\n"
                 f"          - exp_labels:\n              gen_ai_request_model: {slow}\n"
                 + "".join(f"              {k}: {v}\n" for k, v in (r.get("labels") or {}).items())
-                + (f"            exp_annotations:\n" + "".join(f"              {k}: {_quote(v, slow)}\n"
+                + ("            exp_annotations:\n" + "".join(f"              {k}: {_quote(v, slow)}\n"
                                                            for k, v in (r.get("annotations") or {}).items())
                    if r.get("annotations") else ""))
         (tmp / "test.yml").write_text(test)

@@ -41,7 +41,7 @@ def scrape(url: str, timeout: float = 2.0, headers: dict[str, str] | None = None
     """GET a `/metrics` route and return its text; a clear ScrapeError when the target is down or refuses."""
     req = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (loopback URLs the learner chose)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.read().decode("utf-8")
     except urllib.error.HTTPError as exc:
         hint = (" (llama-server serves /metrics only when started with --metrics)" if exc.code in (404, 501)

@@ -66,7 +66,7 @@ def probe(base_url: str, kind: str, timeout: float = 1.0) -> Health:
     url = base_url.rstrip("/") + route.path
     t0 = time.perf_counter()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback URL)
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             status, body = resp.status, resp.read(2000).decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:  # an HTTP answer: the process is alive
         body = exc.read(500).decode("utf-8", "replace") if exc.fp else ""
