@@ -303,3 +303,37 @@ def test_a_refused_request_is_a_failed_operation_with_its_status_code():
         assert mon.value(samples, "gen_ai_client_operation_duration_seconds_count", error_type="400") == 1
     finally:
         tel.close()
+
+
+def test_wait_ready_records_each_change_of_state(loading_server):
+    srv, handler = loading_server
+    threading.Timer(0.3, lambda: setattr(handler, "ready", True)).start()
+    states = mon.wait_ready(f"http://127.0.0.1:{srv.server_port}", "llama-server", timeout=5, interval=0.05)
+    assert [(h.live, h.ready) for _, h in states] == [(True, False), (True, True)]
+    assert states[-1][0] >= 0.25
+    gone = mon.wait_ready("http://127.0.0.1:1", "vllm", timeout=0.2, interval=0.05)
+    assert not gone[-1][1].live
+
+
+def test_run_load_counts_errors_by_type_and_stops_at_max_requests():
+    def request(i):
+        if i % 4 == 3:
+            raise TimeoutError("slow")
+
+    ticks = []
+    res = mon.run_load(request, duration_s=5, concurrency=2, max_requests=20, on_tick=ticks.append, tick_s=0.05)
+    assert res.requests == 20 and res.errors == {"TimeoutError": 5} and res.error_rate == pytest.approx(0.25)
+    assert res.seconds < 5 and "TimeoutError 5" in res.line()
+    with pytest.raises(ValueError):
+        mon.run_load(request, duration_s=0)
+
+
+def test_live_dashboard_keeps_history_and_plots_it():
+    values = iter([1.0, 2.0, float("nan")])
+    dash = mon.LiveDashboard(lambda: {"p95 latency s": next(values)})
+    for _ in range(3):
+        dash.refresh()
+    assert [h["p95 latency s"] for h in dash.history][:2] == [1.0, 2.0]
+    assert dash.widget is None or "n/a" in dash.widget.value
+    fig = mon.plot_history(dash.history)
+    assert len(fig.axes) == 1 and fig.axes[0].get_title() == "p95 latency s"

@@ -83,17 +83,17 @@ def _short(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def wait_ready(base_url: str, kind: str, timeout: float = 30.0, interval: float = 0.1) -> list[Health]:
-    """Probe until ready or `timeout`; every probe is returned (the loading phase shows as alive, not ready)."""
-    seen: list[Health] = []
-    deadline = time.perf_counter() + timeout
+def wait_ready(base_url: str, kind: str, timeout: float = 30.0, interval: float = 0.1) -> list[tuple[float, Health]]:
+    """Probe until ready or `timeout`: (seconds since the first probe, probe) at every change of state, so a
+    loading phase shows as alive-not-ready between down and ready."""
+    seen: list[tuple[float, Health]] = []
+    t0 = time.perf_counter()
     while True:
         h = probe(base_url, kind)
-        if not seen or (h.live, h.ready, h.status) != (seen[-1].live, seen[-1].ready, seen[-1].status):
-            seen.append(h)
-        if h.ready or time.perf_counter() > deadline:
-            if not h.ready:
-                seen.append(h)
+        now = time.perf_counter() - t0
+        if not seen or (h.live, h.ready, h.status) != (seen[-1][1].live, seen[-1][1].ready, seen[-1][1].status):
+            seen.append((now, h))
+        if h.ready or now > timeout:
             return seen
         time.sleep(interval)
 
