@@ -152,3 +152,15 @@ def test_real_prometheus_scrapes_a_live_and_a_dead_target(tmp_path):
                 p.query("sum(rate(up[1m])")  # malformed PromQL
     finally:
         tel.close()
+
+
+@needs_promtool
+def test_check_alerts_command(tmp_path, capsys):
+    from helpers.cli import main
+
+    assert main(["check-alerts"]) == 0
+    assert "SUCCESS" in capsys.readouterr().out
+    bad = tmp_path / "bad.yml"
+    bad.write_text("groups:\n  - name: g\n    rules:\n      - alert: X\n        expr: up ==\n")
+    assert main(["check-alerts", "--rules", str(bad)]) == 1
+    assert "promtool check rules failed" in capsys.readouterr().err
