@@ -142,7 +142,7 @@ def test_real_prometheus_scrapes_a_live_and_a_dead_target(tmp_path):
         dead = f"127.0.0.1:{prom.free_port()}"  # nothing listens there
         with mon.PrometheusServer(tmp_path).start(mon.scrape_config({"client": [live], "gone": [dead]},
                                                                     interval="500ms")) as p:
-            assert p.wait_for(lambda p: len(p.query("up")) == 2, timeout=10)
+            assert {t["job"]: t["health"] for t in p.wait_first_scrape()} == {"client": "up", "gone": "down"}
             up = {r["metric"]["job"]: r["value"] for r in p.query("up")}
             assert up == {"client": 1.0, "gone": 0.0}
             gone = next(t for t in p.targets() if t["job"] == "gone")

@@ -118,6 +118,8 @@ class PrometheusServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         data = self.workdir / "data"
         shutil.rmtree(data, ignore_errors=True)  # every run starts from an empty database
+        self.n_targets = sum(len(sc["targets"]) for job in config.get("scrape_configs", [])
+                             for sc in job.get("static_configs", []))
         cfg_path = self.workdir / "prometheus.yml"
         cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.log_path = self.workdir / "prometheus.log"
@@ -191,6 +193,18 @@ class PrometheusServer:
                 pass
             time.sleep(interval)
         return False
+
+    def wait_first_scrape(self, timeout: float = 15.0) -> list[dict[str, Any]]:
+        """Wait until every target has been scraped once (Prometheus applies new targets on a 5-second tick,
+        so the first scrape can come seconds after start-up); returns the targets."""
+        want = getattr(self, "n_targets", 0)
+
+        def scraped(p: "PrometheusServer") -> bool:
+            ts = p.targets()
+            return len(ts) >= want and all(t["health"] != "unknown" for t in ts)
+
+        self.wait_for(scraped, timeout=timeout)
+        return self.targets()
 
     def stop(self) -> None:
         """End the Prometheus process (its data directory stays in build/ for inspection)."""
