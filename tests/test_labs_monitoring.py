@@ -3,6 +3,8 @@
 import math
 import shutil
 
+import numpy as np
+
 import pytest
 
 from helpers import monitoring as mon
@@ -70,7 +72,9 @@ def test_lab18_health_right_and_wrong():
 
 def test_lab18_report_must_come_from_the_rows():
     rows = [good_latency(0.0, [0.1 * i + 0.05 * j for j in range(1, 5)], 6) for i in range(1, 8)]
-    pct = lambda v, q: float(__import__("numpy").percentile(v, q))  # noqa: E731
+    def pct(v, q):
+        return float(np.percentile(v, q))
+
     table = {k: {f"p{q}": pct([r[k] for r in rows], q) for q in (50, 95, 99)} for k in ("ttft", "e2e", "tpot")}
     lab18.check_report(rows, table, pct)
     table["e2e"]["p95"] = 1.0  # typed in, not computed

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import math
 import time
+from itertools import pairwise
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 
 @lru_cache(maxsize=4)
@@ -79,7 +81,7 @@ def timed_stream(runtime: Any, messages: list[dict[str, Any]], *, max_tokens: in
     if result is not None and result.error:
         err = f"{result.error.get('type')}: {result.error.get('message')}"
     return StreamTiming(ttft=(arrivals[0] - t0) if arrivals else None, e2e=(arrivals[-1] if arrivals else end) - t0,
-                        itl=[b - a for a, b in zip(arrivals, arrivals[1:])], output_tokens=count(text) if text else 0,
+                        itl=[b - a for a, b in pairwise(arrivals)], output_tokens=count(text) if text else 0,
                         chunks=len(arrivals), answered_by=who, text=text, error=err)
 
 

@@ -52,7 +52,7 @@ def installed() -> bool:
 
 def version() -> str:
     """`prometheus --version`'s first line."""
-    out = subprocess.run([find_binary(), "--version"], capture_output=True, text=True, timeout=10)
+    out = subprocess.run([find_binary(), "--version"], capture_output=True, text=True, timeout=10, check=False)
     return (out.stdout or out.stderr).splitlines()[0]
 
 
@@ -79,7 +79,7 @@ def scrape_config(targets: dict[str, list[str]], interval: str = "1s", rule_file
     jobs = []
     for job, addrs in targets.items():
         for addr in addrs:
-            if not (addr.startswith("127.") or addr.startswith("localhost")):
+            if not addr.startswith(("127.", "localhost")):
                 raise ValueError(f"target {addr!r} of job {job!r} is not on this machine; the workbook scrapes "
                                  "loopback targets only")
         jobs.append({"job_name": job, "static_configs": [{"targets": list(addrs)}]})
@@ -106,7 +106,7 @@ class PrometheusServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, config: dict[str, Any], timeout: float = 20.0) -> "PrometheusServer":
+    def start(self, config: dict[str, Any], timeout: float = 20.0) -> PrometheusServer:
         """Write `config` to workdir/prometheus.yml, start Prometheus on 127.0.0.1 and wait until ready."""
         import yaml
 
@@ -199,7 +199,7 @@ class PrometheusServer:
         so the first scrape can come seconds after start-up); returns the targets."""
         want = getattr(self, "n_targets", 0)
 
-        def scraped(p: "PrometheusServer") -> bool:
+        def scraped(p: PrometheusServer) -> bool:
             ts = p.targets()
             return len(ts) >= want and all(t["health"] != "unknown" for t in ts)
 
@@ -217,7 +217,7 @@ class PrometheusServer:
                 self.proc.wait()
             self.proc = None
 
-    def __enter__(self) -> "PrometheusServer":
+    def __enter__(self) -> PrometheusServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -226,7 +226,8 @@ class PrometheusServer:
 
 def promtool(*args: str, timeout: float = 60.0) -> str:
     """Run promtool; its output on success, PromtoolError with its output on failure."""
-    res = subprocess.run([find_binary("promtool"), *args], capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run([find_binary("promtool"), *args], capture_output=True, text=True, timeout=timeout,
+                         check=False)
     out = (res.stdout + res.stderr).strip()
     if res.returncode != 0:
         raise PromtoolError(f"promtool {' '.join(args[:2])} failed:\n{out}")
@@ -255,7 +256,7 @@ class NodeExporter:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> "NodeExporter":
+    def start(self, timeout: float = 10.0) -> NodeExporter:
         binary = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
         if binary is None:
             raise PrometheusNotInstalled("node_exporter not found: `sudo apt-get install prometheus-node-exporter` "
@@ -280,7 +281,7 @@ class NodeExporter:
             self.proc.wait(timeout=10)
             self.proc = None
 
-    def __enter__(self) -> "NodeExporter":
+    def __enter__(self) -> NodeExporter:
         return self
 
     def __exit__(self, *exc: object) -> None:

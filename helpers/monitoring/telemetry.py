@@ -18,8 +18,9 @@ Metrics leave through OpenTelemetry's Prometheus exporter into a registry of the
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from helpers.runtimes import Runtime
 
