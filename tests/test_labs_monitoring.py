@@ -4,7 +4,6 @@ import math
 import shutil
 
 import numpy as np
-
 import pytest
 
 from helpers import monitoring as mon
