@@ -1,123 +1,22 @@
-"""Monitoring track (notebooks 18-20): health and latency, GenAI metrics and traces, a real Prometheus,
-alerting rules and dashboards. A sibling of agents, quant and serving: it reaches models only through
-`helpers.runtimes` and imports none of its siblings.
+"""Monitoring (notebooks 18-20): health and latency, GenAI metrics and traces, a real Prometheus, alerting
+rules and dashboards. A sibling of agents, quant and serving: it reaches models only through
+`helpers.runtimes` and imports none of its siblings. The names below load their module on first use."""
 
-Heavy imports (OpenTelemetry, prometheus-client, psutil, matplotlib, ipywidgets) happen inside functions.
-"""
+from helpers.face import lazy_face
 
-from helpers.monitoring import dashboard, prometheus
-from helpers.monitoring.alerts import (
-                                       GRAFANA_DASHBOARD,
-                                       RULE_TESTS,
-                                       RULES,
-                                       check_grafana_dashboard,
-                                       fast_copy,
-                                       load_rules,
-                                       metric_names,
-)
-from helpers.monitoring.dashboard import LiveDashboard, plot_history
-from helpers.monitoring.exposition import (
-                                       ExpositionError,
-                                       Sample,
-                                       ScrapeError,
-                                       buckets,
-                                       delta,
-                                       families,
-                                       histogram_quantile,
-                                       parse,
-                                       rate,
-                                       recorded_vllm_sample,
-                                       scrape,
-                                       select,
-                                       value,
-)
-from helpers.monitoring.health import HEALTH_ROUTES, Health, probe, runtime_health, wait_ready
-from helpers.monitoring.latency import (
-                                       LatencyReport,
-                                       StreamTiming,
-                                       count_tokens,
-                                       gpu_snapshot,
-                                       measure,
-                                       percentiles,
-                                       process_snapshot,
-                                       timed_stream,
-)
-from helpers.monitoring.load import LoadResult, run_load
-from helpers.monitoring.prometheus import (
-                                       INSTALL_HINT,
-                                       NodeExporter,
-                                       PortInUse,
-                                       PrometheusNotInstalled,
-                                       PrometheusServer,
-                                       PromtoolError,
-                                       installed,
-                                       promtool_check_rules,
-                                       promtool_test_rules,
-                                       scrape_config,
-)
-from helpers.monitoring.telemetry import (
-                                       CLIENT_METRICS,
-                                       SEMCONV_VERSION,
-                                       GenAITelemetry,
-                                       TracedRuntime,
-                                       TracedTools,
-                                       span_tree,
-)
-
-__all__ = [
-                                       "CLIENT_METRICS",
-                                       "GRAFANA_DASHBOARD",
-                                       "HEALTH_ROUTES",
-                                       "INSTALL_HINT",
-                                       "RULES",
-                                       "RULE_TESTS",
-                                       "SEMCONV_VERSION",
-                                       "ExpositionError",
-                                       "GenAITelemetry",
-                                       "Health",
-                                       "LatencyReport",
-                                       "LiveDashboard",
-                                       "LoadResult",
-                                       "NodeExporter",
-                                       "PortInUse",
-                                       "PrometheusNotInstalled",
-                                       "PrometheusServer",
-                                       "PromtoolError",
-                                       "Sample",
-                                       "ScrapeError",
-                                       "StreamTiming",
-                                       "TracedRuntime",
-                                       "TracedTools",
-                                       "buckets",
-                                       "check_grafana_dashboard",
-                                       "count_tokens",
-                                       "dashboard",
-                                       "delta",
-                                       "families",
-                                       "fast_copy",
-                                       "gpu_snapshot",
-                                       "histogram_quantile",
-                                       "installed",
-                                       "load_rules",
-                                       "measure",
-                                       "metric_names",
-                                       "parse",
-                                       "percentiles",
-                                       "plot_history",
-                                       "probe",
-                                       "process_snapshot",
-                                       "prometheus",
-                                       "promtool_check_rules",
-                                       "promtool_test_rules",
-                                       "rate",
-                                       "recorded_vllm_sample",
-                                       "run_load",
-                                       "runtime_health",
-                                       "scrape",
-                                       "scrape_config",
-                                       "select",
-                                       "span_tree",
-                                       "timed_stream",
-                                       "value",
-                                       "wait_ready",
-]
+__getattr__, __dir__, __all__ = lazy_face(__name__, {
+    "alerts": ["GRAFANA_DASHBOARD", "RULE_TESTS", "RULES", "check_grafana_dashboard", "fast_copy", "load_rules",
+               "metric_names"],
+    "dashboard": ["LiveDashboard", "plot_history"],
+    "exposition": ["ExpositionError", "Sample", "ScrapeError", "buckets", "delta", "families", "histogram_quantile",
+                   "parse", "rate", "recorded_vllm_sample", "scrape", "select", "value"],
+    "health": ["HEALTH_ROUTES", "Health", "probe", "runtime_health", "wait_ready"],
+    "latency": ["LatencyReport", "StreamTiming", "count_tokens", "gpu_snapshot", "measure", "percentiles",
+                "process_snapshot", "timed_stream"],
+    "load": ["LoadResult", "run_load"],
+    "prometheus": ["INSTALL_HINT", "NodeExporter", "PortInUse", "PrometheusNotInstalled", "PrometheusServer",
+                   "PromtoolError", "free_port", "installed", "promtool_check_rules", "promtool_test_rules",
+                   "scrape_config", "version"],
+    "telemetry": ["CLIENT_METRICS", "SEMCONV_VERSION", "GenAITelemetry", "TracedRuntime", "TracedTools",
+                  "span_tree"],
+})
