@@ -94,8 +94,11 @@ def tool_guidance(tools: list[dict[str, Any]] | None, tool_choice: Any = "auto")
 class GenAIEngine:
     """One loaded ORT GenAI model that generates for many requests (notebook 13)."""
 
-    def __init__(self, model_dir: str | Path) -> None:
+    def __init__(self, model_dir: str | Path, threads: int | None = None) -> None:
+        from helpers.runtimes.base import default_threads
+
         self.model_dir = check_folder(model_dir)
+        self.threads = threads or default_threads()  # ONNX Runtime's intra-op threads (EDGEAI_THREADS, default 1)
         self.model_id = model_id(self.model_dir)
         self.og_model = self.tokenizer = None
         self.eos: set[int] = set()
@@ -116,7 +119,10 @@ class GenAIEngine:
 
             t0 = time.perf_counter()
             try:
-                model = og.Model(str(self.model_dir))
+                config = og.Config(str(self.model_dir))
+                config.overlay(json.dumps({"model": {"decoder": {"session_options": {
+                    "intra_op_num_threads": self.threads, "inter_op_num_threads": 1}}}}))
+                model = og.Model(config)
                 tokenizer = og.Tokenizer(model)
             except Exception as exc:  # onnxruntime-genai raises RuntimeError/OrtException with a long message
                 first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
