@@ -103,7 +103,7 @@ class OrtGenAIServiceRuntime(OpenAICompatRuntime):
                 self.proc = None
                 raise RuntimeUnavailable(f"{self.name}: the service exited at start-up:\n{tail}")
             status, body = health(self.server_url, key, timeout=0.5)
-            state = body.get("status", "no answer" if status is None else "")
+            state = body.get("status", "no answer: not listening yet" if status is None else "")
             if not self.health_log or self.health_log[-1][1:] != (status, state):
                 self.health_log.append((time.perf_counter() - t0, status, state))
             if status == 200:

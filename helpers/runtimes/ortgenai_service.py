@@ -292,7 +292,7 @@ class Service:
                 pass
 
         def work() -> None:
-            from helpers.runtimes.ortgenai_engine import GenerationCancelled, GenerationTimeout, tool_guidance
+            from helpers.runtimes.ortgenai_engine import GenerationCancelled, tool_guidance
 
             t0 = time.perf_counter()
             self.metrics.running.inc()
@@ -308,8 +308,7 @@ class Service:
                     put(("item", item))
                 put(("end", rec.output_tokens))
             except BaseException as exc:  # reported to the client; the server carries on
-                rec.error_type = {GenerationTimeout: "timeout", GenerationCancelled: "cancelled"}.get(
-                    type(exc), type(exc).__name__)
+                rec.error_type = "cancelled" if isinstance(exc, GenerationCancelled) else as_service_error(exc).code
                 put(("error", exc))
             finally:
                 self.metrics.running.dec()
@@ -412,13 +411,18 @@ def create_app(settings: ServiceSettings, autoload: bool = True, on_load_failure
 
     @guarded.post("/v1/chat/completions")
     async def chat(request: Request):
-        arrived = time.monotonic()
+        arrived, arrived_perf = time.monotonic(), time.perf_counter()
         deadline = arrived + settings.request_timeout_s
         req = await service.read_request(request)
         if not service.engine.loaded:
             raise ServiceError(503, "the model is still loading" if not service.load_error else
                                f"the model failed to load: {service.load_error}", "not_ready", {"Retry-After": "1"})
-        await service.limiter.acquire(max(0.0, deadline - time.monotonic()))
+        try:
+            await service.limiter.acquire(max(0.0, deadline - time.monotonic()))
+        except ServiceError as exc:  # refused: counted, so /metrics shows how often the queue was full
+            service.metrics.observe(RequestRecord(model=service.engine.model_id, started=arrived_perf,
+                                                  error_type=exc.code))
+            raise
         model_id = service.engine.model_id
         if req.stream:
             def produce(pieces, tools, rec):
