@@ -6,7 +6,6 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import pytest
 
@@ -21,7 +20,7 @@ from helpers.paths import ONNX_DIR  # noqa: E402
 from helpers.runtimes.base import RuntimeUnavailable, validate_call  # noqa: E402
 from helpers.runtimes.openai_compat import free_port  # noqa: E402
 from helpers.runtimes.ortgenai_engine import GenAIEngine, check_folder, tool_guidance  # noqa: E402
-from helpers.runtimes.ortgenai_service import ServiceSettings, create_app  # noqa: E402
+from helpers.runtimes.ortgenai_service import ServiceSettings, create_app, serve_in_thread  # noqa: E402
 
 MODEL = ONNX_DIR / "int4"
 MODEL_ID = "edge-slm-int4"
@@ -47,31 +46,9 @@ def client():
         yield c
 
 
-@contextmanager
 def live_server(**settings):
     """The app under uvicorn on a free port of 127.0.0.1 (for what needs a real socket)."""
-    import uvicorn
-
-    app = create_app(ServiceSettings(MODEL, **settings))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {settings['api_key']}"} if settings.get("api_key") else {}
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            if httpx.get(url + "/health", headers=headers, timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.02)
-    try:
-        yield url, app.state.service
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    return serve_in_thread(ServiceSettings(MODEL, **settings))
 
 
 def outcome_count(service, outcome: str) -> float:

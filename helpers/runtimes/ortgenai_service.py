@@ -18,6 +18,8 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -535,3 +537,39 @@ def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8766) 
     server.run()
     if failure:
         raise ValueError(failure[0])
+
+
+@contextmanager
+def serve_in_thread(settings: ServiceSettings, timeout: float = 30.0) -> Iterator[tuple[str, Service]]:
+    """The service under uvicorn in a thread of this process, on a free port of 127.0.0.1, until the block ends:
+    (base URL without /v1, the Service). For tests and lab checks; notebooks use the `ortgenai-service` runtime."""
+    import httpx
+    import uvicorn
+
+    from helpers.runtimes.openai_compat import free_port
+
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="ortgenai-uvicorn", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    service: Service = app.state.service
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if service.load_error:
+                raise ValueError(service.load_error)
+            try:
+                if httpx.get(url + "/health", headers=headers, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError(f"the service did not become ready on {url} within {timeout:.0f} s")
+            time.sleep(0.02)
+        yield url, service
+    finally:
+        server.should_exit = True
+        thread.join(15)
