@@ -52,7 +52,7 @@ def _cmd_serve_ortgenai(a: argparse.Namespace) -> int:
     settings = ServiceSettings(model_dir=Path(a.model_dir) if a.model_dir else ONNX_DIR / "int4",
                                api_key=read_api_key(a.api_key_file), max_concurrency=a.max_concurrency,
                                max_queue=a.max_queue, request_timeout_s=a.timeout)
-    serve(settings, host=a.host, port=a.port)
+    serve(settings, host=a.host, port=a.port, exit_with_parent=a.exit_with_parent)
     return 0
 
 
@@ -236,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     so.add_argument("--max-concurrency", type=int, default=1, help="generations at once (default 1)")
     so.add_argument("--max-queue", type=int, default=8, help="requests that may wait; more get 503 (default 8)")
     so.add_argument("--timeout", type=float, default=60.0, help="seconds per request, waiting included (default 60)")
+    so.add_argument("--exit-with-parent", action="store_true", help="stop when the starting process is gone")
     so.set_defaults(func=_cmd_serve_ortgenai)
 
     w = sub.add_parser("interpolate-run", help="mix a run's final weights with the weights it started from")

@@ -76,7 +76,7 @@ class OrtGenAIServiceRuntime(OpenAICompatRuntime):
         BUILD.mkdir(parents=True, exist_ok=True)
         self.log_path = BUILD / f"ortgenai-service-{self.port}.log"
         cmd = [sys.executable, "-m", "helpers", "serve-ortgenai", "--model-dir", str(self.model_dir),
-               "--host", self.host, "--port", str(self.port)]
+               "--host", self.host, "--port", str(self.port), "--exit-with-parent"]
         for flag, value in self.options.items():
             cmd += [flag, str(value)]
         key_file = None

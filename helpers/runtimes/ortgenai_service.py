@@ -513,8 +513,11 @@ def read_api_key(path: str | Path | None) -> str | None:
     return key
 
 
-def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8766) -> None:
-    """Run the service until interrupted (`python -m helpers serve-ortgenai`); errors are one line."""
+def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8766, exit_with_parent: bool = False) -> None:
+    """Run the service until interrupted (`python -m helpers serve-ortgenai`); errors are one line.
+
+    `exit_with_parent`: stop when the process that started this one is gone (a notebook kernel that died), so
+    no orphan keeps the port and a core."""
     import uvicorn
 
     from helpers.runtimes.ortgenai_engine import check_folder
@@ -532,6 +535,16 @@ def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8766) 
         server.should_exit = True
 
     server.config.app = create_app(settings, on_load_failure=stop)
+    if exit_with_parent:
+        import os
+
+        def watch_parent(parent: int = os.getppid()) -> None:
+            while not server.should_exit:
+                time.sleep(0.5)
+                if os.getppid() != parent:
+                    server.should_exit = True
+
+        threading.Thread(target=watch_parent, name="ortgenai-parent-watch", daemon=True).start()
     print(f"serving {settings.model_dir} on http://{host}:{port}/v1 (loading; GET /health says when ready)",
           flush=True)
     server.run()
