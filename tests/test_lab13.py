@@ -28,7 +28,7 @@ def loop(model, tokenizer, prompt_ids, max_new_tokens, guidance=None, use_guidan
     while not gen.is_done():
         gen.generate_next_token()
         token = int(gen.get_next_tokens()[0])
-        if token in set(int(t) for t in tokenizer.eos_token_ids) and not keep_eos:
+        if token in {int(t) for t in tokenizer.eos_token_ids} and not keep_eos:
             break
         out.append(token)
     return out

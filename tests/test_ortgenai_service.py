@@ -3,7 +3,6 @@ starts it. Everything runs the shipped int4 model for real; servers listen on fr
 
 import json
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -212,7 +211,7 @@ def test_concurrent_answers_equal_sequential_ones_and_the_queue_refuses_when_ful
         for stream in (False, True):
             sequential = [ask(p, stream) for p in PROMPTS]
             with ThreadPoolExecutor(len(PROMPTS)) as pool:
-                concurrent = list(pool.map(lambda p: ask(p, stream), PROMPTS))
+                concurrent = list(pool.map(ask, PROMPTS, [stream] * len(PROMPTS)))
             assert concurrent == sequential, f"stream={stream}"
         assert outcome_count(service, "ok") == 4 * len(PROMPTS)
 

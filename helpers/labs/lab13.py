@@ -9,7 +9,8 @@ import random
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def _ok(msg: str) -> None:
@@ -135,7 +136,7 @@ def check_client(fn: Callable[..., dict[str, Any]], model_dir: str | Path | None
         log.setdefault(threading.get_ident(), []).append((time.monotonic(), "response", response.status_code, retry))
 
     settings = ServiceSettings(folder, max_concurrency=1, max_queue=0, request_timeout_s=60)
-    with serve_in_thread(settings) as (url, service), httpx.Client(
+    with serve_in_thread(settings) as (url, _service), httpx.Client(
             base_url=url + "/v1", timeout=60, event_hooks={"request": [on_request], "response": [on_response]},
             limits=httpx.Limits(max_connections=burst)) as http:
         results: list[Any] = [None] * burst

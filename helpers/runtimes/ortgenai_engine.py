@@ -14,7 +14,8 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from helpers.model.chat_format import CALL_END, CALL_START, render
 from helpers.runtimes.llama_chat import ContextOverflow, normalize_messages
@@ -110,7 +111,7 @@ class GenAIEngine:
     def loaded(self) -> bool:
         return self.og_model is not None
 
-    def load(self) -> "GenAIEngine":
+    def load(self) -> GenAIEngine:
         """Load the model and tokenizer (once); a corrupt folder is a ValueError naming the folder."""
         with self._lock:
             if self.og_model is not None:
