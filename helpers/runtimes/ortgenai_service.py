@@ -274,14 +274,18 @@ class Service:
                                f"{self.engine.model_id!r} (GET /v1/models)", "model_not_found")
         return req
 
-    def start(self, req: ChatRequest, produce, deadline: float) -> asyncio.Queue:
-        """Run `produce(generator, record, cancel)` (an iterator) in a worker thread; its items, then an
-        ("end", None) or ("error", exc) item, arrive on the returned queue. The worker owns the slot."""
+    def start(self, req: ChatRequest, produce, deadline: float, arrived: float) -> asyncio.Queue:
+        """Generate for `req` in a worker thread that holds the slot taken by the caller and frees it when done.
+
+        On the returned queue arrive ("started", prompt tokens), then ("item", x) for each x of
+        `produce(pieces, tools, record)` (pieces: the engine's (text, finish) pairs), then ("end", output tokens),
+        or ("error", exception) at any point. `queue.cancel` (an Event) stops the generation at the next token.
+        `arrived` (`time.perf_counter()`) starts the request's metrics, so they include the wait for a slot."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         cancel = threading.Event()
         queue.cancel = cancel  # type: ignore[attr-defined]
-        rec = RequestRecord(model=self.engine.model_id)
+        rec = RequestRecord(model=self.engine.model_id, started=arrived)
         messages = [m.plain() for m in req.messages]
         choice = req.tool_choice.model_dump() if isinstance(req.tool_choice, NamedToolChoice) else req.tool_choice
         tools = [t.model_dump() for t in req.tools] if req.tools and choice != "none" else None
@@ -436,7 +440,7 @@ def create_app(settings: ServiceSettings, autoload: bool = True, on_load_failure
                     text += piece
                     finish = fin or finish
                 yield text, finish
-        queue = service.start(req, produce, deadline)
+        queue = service.start(req, produce, deadline, arrived_perf)
         kind, value = await queue.get()
         if kind == "error":  # before any token: a proper status code
             raise as_service_error(value)
