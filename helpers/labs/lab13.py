@@ -53,7 +53,7 @@ def check_generate(fn: Callable[..., list[int]], model, tokenizer, seed: int | N
 
     rng = random.Random(seed if seed is not None else random.randrange(1 << 30))
     tools = openai_tools()
-    for messages in _fresh_prompts(3, rng.randrange(1 << 30)):
+    for messages in _fresh_prompts(2, rng.randrange(1 << 30)):
         ids = list(tokenizer.encode(render(messages, tools, add_generation_prompt=True)))
         n = rng.randint(8, 48)
         got, want = fn(model, tokenizer, ids, n), _reference(model, tokenizer, ids, n)
@@ -72,7 +72,7 @@ def check_generate(fn: Callable[..., list[int]], model, tokenizer, seed: int | N
     assert got == _reference(model, tokenizer, ids, 64, guidance), (
         f"with a grammar that allows only a get_weather call, your loop wrote {tokenizer.decode(got)!r}: call "
         "params.set_guidance(*guidance) before creating the Generator")
-    _ok("greedy loop identical to the reference on 3 fresh prompts, and it follows a grammar when given one")
+    _ok("greedy loop identical to the reference on 2 fresh prompts, and it follows a grammar when given one")
 
 
 def check_grammar(fn: Callable[[list[dict[str, Any]]], str], model, tokenizer, seed: int | None = None) -> None:
@@ -89,30 +89,39 @@ def check_grammar(fn: Callable[[list[dict[str, Any]]], str], model, tokenizer, s
     grammar = fn(tools)
     assert isinstance(grammar, str) and "start" in grammar, "return the grammar as a string with a `start:` rule"
     questions = ["hello there", "thanks, bye!", "what can you do?"]
-    questions += [m[-1]["content"] for m in _fresh_prompts(2, rng.randrange(1 << 30))]
+    questions += [m[-1]["content"] for m in _fresh_prompts(3, rng.randrange(1 << 30))]
+    judged, cut = 0, 0
     for q in questions:
+        if judged == 3:
+            break
         ids = list(tokenizer.encode(render([{"role": "user", "content": q}], tools, add_generation_prompt=True)))
         try:
-            out = tokenizer.decode(_reference(model, tokenizer, ids, 160, ("lark_grammar", grammar)))
+            reply_ids = _reference(model, tokenizer, ids, 96, ("lark_grammar", grammar))
         except Exception as exc:
             raise AssertionError(f"ONNX Runtime GenAI could not use your grammar: {str(exc)[:300]}") from None
+        out = tokenizer.decode(reply_ids)
         parsed = parse_reply(out, known_tools=names)
+        if parsed.error and parsed.error["type"] == "unterminated_call" and len(reply_ids) >= 96:
+            cut += 1  # a call still being written at the token limit (e.g. an id of endless digits): no verdict
+            continue
+        judged += 1
         assert not parsed.error or parsed.error["type"] != "unknown_tool", (
             f"for {q!r} the model wrote {out!r}, a call of a tool that was not offered ({names}): one alternative "
             "per offered tool, with its own name written out")
         assert parsed.tool_calls and not parsed.error, (
             f"for {q!r} the model wrote {out!r} under your grammar, which is not a complete tool call: allow only "
-            "`<tool_call>[` call (`,` call)* `]</tool_call>` (no free text), and leave room in the schema")
+            "`<tool_call>[` call (`,` call)* `]</tool_call>` (no free text)")
         for c in parsed.tool_calls:
             assert c["name"] in names, (f"the model called {c['name']!r}, which was not offered ({names}): one "
                                         "alternative per offered tool, with its name written out")
             err = validate_call(ToolCall("c", c["name"], c["arguments"]), tools)
             assert err is None, (f"for {q!r} the call {c} breaks the tool's schema ({err['message']}): put each "
                                  "tool's `parameters` schema after `%json` in its alternative")
-    _ok(f"{len(questions)} replies under your grammar for {names}: every one a valid call of an offered tool")
+    assert judged >= 2, f"only {judged} replies finished within 96 tokens ({cut} were cut): run the check again"
+    _ok(f"{judged} replies under your grammar for {names}: every one a valid call of an offered tool")
 
 
-def check_client(fn: Callable[..., dict[str, Any]], model_dir: str | Path | None = None, burst: int = 3) -> None:
+def check_client(fn: Callable[..., dict[str, Any]], model_dir: str | Path | None = None, burst: int = 2) -> None:
     """Lab 13, task 3: `fn(http, payload)` posts `payload` to `/v1/chat/completions` with the httpx client `http`
     and returns the JSON answer; on 503 it waits the `Retry-After` seconds and tries again."""
     import httpx
@@ -123,7 +132,7 @@ def check_client(fn: Callable[..., dict[str, Any]], model_dir: str | Path | None
 
     folder = Path(model_dir) if model_dir else ONNX_DIR / "int4"
     tool = [{"type": "function", "function": {"name": "write_note", "parameters": {
-        "type": "object", "properties": {"text": {"type": "string", "minLength": 120}}, "required": ["text"]}}}]
+        "type": "object", "properties": {"text": {"type": "string", "minLength": 60}}, "required": ["text"]}}}]
     payload = {"model": model_id(folder), "messages": [{"role": "user", "content": "write a note"}], "tools": tool,
                "tool_choice": "required", "max_tokens": 300}
     log: dict[int, list[tuple[float, str, int, float]]] = {}  # thread -> (time, event, status, retry_after)

@@ -227,9 +227,14 @@ class Service:
         self.created = int(time.time())
 
     def load(self) -> None:
-        """Load the model; a failure is kept for /health to report."""
+        """Load the model; a failure is kept for /health to report.
+
+        jsonschema is imported here too, while /health still says `loading`: with the optional format checkers
+        installed (rfc3987-syntax builds a parser when imported) its import took 3-12 s on the 2-core machine, and
+        the first request with tools would otherwise pay it."""
         try:
             self.engine.load()
+            schema_problem(json.dumps({"type": "object"}))
         except Exception as exc:
             self.load_error = str(exc)
 
