@@ -224,6 +224,7 @@ class Service:
         self.metrics = ServerMetrics(PROVIDER)
         self.limiter = Limiter(settings.max_concurrency, settings.max_queue, self.metrics)
         self.load_error: str | None = None
+        self.ready = False  # the model is loaded and the request path is warm: /health answers 200
         self.created = int(time.time())
 
     def load(self) -> None:
@@ -235,6 +236,7 @@ class Service:
         try:
             self.engine.load()
             schema_problem(json.dumps({"type": "object"}))
+            self.ready = True
         except Exception as exc:
             self.load_error = str(exc)
 
@@ -399,7 +401,7 @@ def create_app(settings: ServiceSettings, autoload: bool = True, on_load_failure
 
     @guarded.get("/health")
     async def health():
-        if service.engine.loaded:
+        if service.ready:
             return {"status": "ok", "model": service.engine.model_id, "load_seconds": service.engine.load_seconds}
         if service.load_error:
             return JSONResponse({"status": "failed", "error": service.load_error}, status_code=503)
@@ -425,7 +427,7 @@ def create_app(settings: ServiceSettings, autoload: bool = True, on_load_failure
         arrived, arrived_perf = time.monotonic(), time.perf_counter()
         deadline = arrived + settings.request_timeout_s
         req = await service.read_request(request)
-        if not service.engine.loaded:
+        if not service.ready:
             raise ServiceError(503, "the model is still loading" if not service.load_error else
                                f"the model failed to load: {service.load_error}", "not_ready", {"Retry-After": "1"})
         try:
