@@ -253,7 +253,7 @@ def test_a_stream_that_fails_midway_ends_with_an_error_event_not_done():
         assert "event: error" in text and '"code": "timeout"' in text and "[DONE]" not in text
         client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
         with pytest.raises(openai.APIError, match="deadline"):
-            for _ in client.chat.completions.create(**{k: v for k, v in LONG.items()}):
+            for _ in client.chat.completions.create(**dict(LONG)):
                 pass
         assert http.post(url + "/v1/chat/completions", json=body(max_tokens=8)).status_code == 200
         assert outcome_count(service, "timeout") == 2

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from helpers.model.chat_format import CALL_START, compact_json_text, dump_json, parse_reply, render
 

@@ -21,7 +21,7 @@ from helpers.runtimes.openai_compat import OpenAICompatRuntime, free_port
 
 
 def health(base: str, api_key: str | None = None, timeout: float = 1.0) -> tuple[int | None, dict]:
-    """(status code, JSON body) of GET {base}/health; (None, {}) when nothing answers."""
+    """(status code, JSON body) of GET {base}/health; (None, {"status": why}) when no answer came."""
     req = urllib.request.Request(base + "/health", headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (loopback URL built here)
@@ -31,8 +31,9 @@ def health(base: str, api_key: str | None = None, timeout: float = 1.0) -> tuple
             return exc.code, json.loads(exc.read() or b"{}")
         except ValueError:
             return exc.code, {}
-    except (OSError, ValueError):
-        return None, {}
+    except (OSError, ValueError) as exc:
+        refused = isinstance(getattr(exc, "reason", exc), ConnectionRefusedError)
+        return None, {"status": "not listening yet" if refused else f"no answer within {timeout:g} s (busy)"}
 
 
 class OrtGenAIServiceRuntime(OpenAICompatRuntime):
@@ -102,8 +103,8 @@ class OrtGenAIServiceRuntime(OpenAICompatRuntime):
                 tail = self.log_path.read_text()[-1500:]
                 self.proc = None
                 raise RuntimeUnavailable(f"{self.name}: the service exited at start-up:\n{tail}")
-            status, body = health(self.server_url, key, timeout=0.5)
-            state = body.get("status", "no answer: not listening yet" if status is None else "")
+            status, body = health(self.server_url, key, timeout=1.0)
+            state = body.get("status", "")
             if not self.health_log or self.health_log[-1][1:] != (status, state):
                 self.health_log.append((time.perf_counter() - t0, status, state))
             if status == 200:

@@ -535,6 +535,12 @@ def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8766, 
 
     check_folder(settings.model_dir)
     check_port(host, port)
+    # This process checks tool schemas with jsonschema but never string formats. jsonschema imports the optional
+    # rfc3987-syntax (for the `iri` format) when it is installed, and that import builds a Lark parser: 10 s of
+    # start-up on the busy 2-core machine. Declined here, in the service's own process only.
+    import sys
+
+    sys.modules.setdefault("rfc3987_syntax", None)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: binding {host} exposes the service beyond this machine", flush=True)
     failure: list[str] = []
