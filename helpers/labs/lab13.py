@@ -8,8 +8,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from helpers.model.chat_format import CALL_END, CALL_START, render
