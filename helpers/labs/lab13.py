@@ -118,7 +118,8 @@ def check_grammar(fn: Callable[[list[dict[str, Any]]], str], model, tokenizer, s
             assert err is None, (f"for {q!r} the call {c} breaks the tool's schema ({err['message']}): put each "
                                  "tool's `parameters` schema after `%json` in its alternative")
     assert judged >= 2, f"only {judged} replies finished within 96 tokens ({cut} were cut): run the check again"
-    _ok(f"{judged} replies under your grammar for {names}: every one a valid call of an offered tool")
+    _ok("replies to fresh prompts under your grammar, for three tools drawn at random: every one a valid call of an "
+        "offered tool")
 
 
 def check_client(fn: Callable[..., dict[str, Any]], model_dir: str | Path | None = None, burst: int = 2) -> None:
@@ -175,5 +176,5 @@ def check_client(fn: Callable[..., dict[str, Any]], model_dir: str | Path | None
                 waited = events[k + 1][0] - t
                 assert waited >= 0.9 * retry, (f"after a 503 with Retry-After: {retry:g} your client retried after "
                                                f"{waited:.2f} s: time.sleep(Retry-After) before the next attempt")
-    _ok(f"{burst} requests at once on a service with one slot and no queue: {len(refused)} refusals, each "
-        "followed by a wait of Retry-After seconds, and every request answered")
+    _ok("requests sent at once to a service with one slot and no queue: each refusal followed by a wait of "
+        "Retry-After seconds, and every request answered")
