@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -223,6 +224,9 @@ class Service:
         self.engine = GenAIEngine(settings.model_dir, settings.threads)
         self.metrics = ServerMetrics(PROVIDER)
         self.limiter = Limiter(settings.max_concurrency, settings.max_queue, self.metrics)
+        # as many long-lived generation threads as slots (the limiter never lets more run): a thread of its own
+        # per request would start cold every time
+        self.workers = ThreadPoolExecutor(settings.max_concurrency, thread_name_prefix="ortgenai-generate")
         self.load_error: str | None = None
         self.ready = False  # the model is loaded and the request path is warm: /health answers 200
         self.created = int(time.time())
@@ -298,7 +302,12 @@ class Service:
         tools = [t.model_dump() for t in req.tools] if req.tools and choice != "none" else None
         max_tokens = req.max_completion_tokens or req.max_tokens or self.settings.default_max_tokens
 
-        def put(item) -> None:
+        pending: list[tuple[str, Any]] = []  # items handed over together with the slot, in one wake-up
+
+        def put(item, now: bool = True) -> None:
+            if not (now and req.stream):  # a plain request waits for its whole answer anyway
+                pending.append(item)
+                return
             try:
                 loop.call_soon_threadsafe(queue.put_nowait, item)
             except RuntimeError:  # the event loop is gone (server shutting down)
@@ -319,20 +328,26 @@ class Service:
                 pieces = self.engine.run(gen, cancel=cancel, deadline=deadline, record=rec)
                 for item in produce(pieces, tools, rec):
                     put(("item", item))
-                put(("end", rec.output_tokens))
+                put(("end", rec.output_tokens), now=False)
             except BaseException as exc:  # reported to the client; the server carries on
                 rec.error_type = "cancelled" if isinstance(exc, GenerationCancelled) else as_service_error(exc).code
-                put(("error", exc))
+                put(("error", exc), now=False)
             finally:
                 self.metrics.running.dec()
                 self.metrics.observe(rec)
                 seconds = time.perf_counter() - t0
+
+                def finish() -> None:  # on the event loop: free the slot, then deliver what is left
+                    self.limiter.release(seconds)
+                    for item in pending:
+                        queue.put_nowait(item)
+
                 try:
-                    loop.call_soon_threadsafe(self.limiter.release, seconds)
+                    loop.call_soon_threadsafe(finish)
                 except RuntimeError:
                     pass
 
-        threading.Thread(target=work, name="ortgenai-generate", daemon=True).start()
+        self.workers.submit(work)
         return queue
 
 
