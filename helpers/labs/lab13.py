@@ -79,9 +79,8 @@ def check_grammar(fn: Callable[[list[dict[str, Any]]], str], model, tokenizer, s
     """Lab 13, task 2: `fn(tools)` is a Lark grammar that allows only well-formed calls of the given tools, in the
     workbook's format `<tool_call>[{"name":...,"parameters":{...}}]</tool_call>`, each tool's arguments following
     its JSON schema."""
-    from helpers.domain.tools import TOOL_NAMES, openai_tools
+    from helpers.domain.tools import TOOL_NAMES, ToolArgumentError, openai_tools, validate_arguments
     from helpers.model.chat_format import parse_reply, render
-    from helpers.runtimes.base import ToolCall, validate_call
 
     rng = random.Random(seed if seed is not None else random.randrange(1 << 30))
     names = rng.sample(list(TOOL_NAMES), 3)
@@ -114,9 +113,11 @@ def check_grammar(fn: Callable[[list[dict[str, Any]]], str], model, tokenizer, s
         for c in parsed.tool_calls:
             assert c["name"] in names, (f"the model called {c['name']!r}, which was not offered ({names}): one "
                                         "alternative per offered tool, with its name written out")
-            err = validate_call(ToolCall("c", c["name"], c["arguments"]), tools)
-            assert err is None, (f"for {q!r} the call {c} breaks the tool's schema ({err['message']}): put each "
-                                 "tool's `parameters` schema after `%json` in its alternative")
+            try:
+                validate_arguments(c["name"], c["arguments"])  # the catalog's own argument check (pydantic)
+            except ToolArgumentError as exc:
+                raise AssertionError(f"for {q!r} the call {c} breaks the tool's schema ({exc}): put each tool's "
+                                     "`parameters` schema after `%json` in its alternative") from None
     assert judged >= 2, f"only {judged} replies finished within 96 tokens ({cut} were cut): run the check again"
     _ok("replies to fresh prompts under your grammar, for three tools drawn at random: every one a valid call of an "
         "offered tool")

@@ -56,6 +56,13 @@ class FunctionDef(_In):
 def schema_problem(schema_text: str) -> str | None:
     """Why a JSON Schema (as JSON text) is invalid, or None. Cached: checking the workbook's ten tool schemas
     takes about 30 ms, three times the HTTP cost of a request, and clients send the same tools every time."""
+    import sys
+
+    if "jsonschema" not in sys.modules:
+        # Schemas are checked here, string formats never. jsonschema imports the optional rfc3987-syntax (for the
+        # `iri` format) when it is installed, and that import builds a Lark parser: 10 s on the busy 2-core
+        # machine, for a checker this service does not use. Declined, if jsonschema is not imported yet.
+        sys.modules.setdefault("rfc3987_syntax", None)
     import jsonschema
 
     try:
@@ -550,12 +557,7 @@ def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8766, 
 
     check_folder(settings.model_dir)
     check_port(host, port)
-    # This process checks tool schemas with jsonschema but never string formats. jsonschema imports the optional
-    # rfc3987-syntax (for the `iri` format) when it is installed, and that import builds a Lark parser: 10 s of
-    # start-up on the busy 2-core machine. Declined here, in the service's own process only.
-    import sys
 
-    sys.modules.setdefault("rfc3987_syntax", None)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: binding {host} exposes the service beyond this machine", flush=True)
     failure: list[str] = []
