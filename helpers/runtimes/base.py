@@ -144,7 +144,7 @@ def validate_call(call: ToolCall, tools: list[dict[str, Any]] | None) -> dict[st
         return {"type": "unknown_tool", "message": f"model called unknown tool {call.name!r}; "
                                                    f"offered: {sorted(by_name)}"}
     schema = by_name[call.name].get("parameters") or {"type": "object"}
-    import jsonschema
+    jsonschema = import_jsonschema()
 
     try:
         jsonschema.validate(call.arguments, schema)
@@ -152,6 +152,20 @@ def validate_call(call: ToolCall, tools: list[dict[str, Any]] | None) -> dict[st
         where = "/".join(str(p) for p in exc.absolute_path) or "arguments"
         return {"type": "bad_arguments", "message": f"{call.name}: {where}: {exc.message}"}
     return None
+
+
+def import_jsonschema():
+    """The jsonschema module, imported without its optional `iri` format checker when it is not imported yet.
+
+    With rfc3987-syntax installed (jupyter-events pulls it), `import jsonschema` imports it, and it builds a Lark
+    parser at import: about 10 s on the busy 2-core machine, for a string format no workbook schema uses."""
+    import sys
+
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)
+    import jsonschema
+
+    return jsonschema
 
 
 class Timer:

@@ -56,14 +56,9 @@ class FunctionDef(_In):
 def schema_problem(schema_text: str) -> str | None:
     """Why a JSON Schema (as JSON text) is invalid, or None. Cached: checking the workbook's ten tool schemas
     takes about 30 ms, three times the HTTP cost of a request, and clients send the same tools every time."""
-    import sys
+    from helpers.runtimes.base import import_jsonschema
 
-    if "jsonschema" not in sys.modules:
-        # Schemas are checked here, string formats never. jsonschema imports the optional rfc3987-syntax (for the
-        # `iri` format) when it is installed, and that import builds a Lark parser: 10 s on the busy 2-core
-        # machine, for a checker this service does not use. Declined, if jsonschema is not imported yet.
-        sys.modules.setdefault("rfc3987_syntax", None)
-    import jsonschema
+    jsonschema = import_jsonschema()
 
     try:
         jsonschema.Draft202012Validator.check_schema(json.loads(schema_text))
