@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from helpers.domain.tools import openai_tools  # noqa: E402
 from helpers.paths import ONNX_DIR  # noqa: E402
 from helpers.runtimes.base import RuntimeUnavailable, validate_call  # noqa: E402
-from helpers.runtimes.openai_compat import free_port  # noqa: E402
+from helpers.runtimes.wire import free_port  # noqa: E402
 from helpers.runtimes.ortgenai_engine import GenAIEngine, check_folder, tool_guidance  # noqa: E402
 from helpers.runtimes.ortgenai_service import ServiceSettings, create_app, serve_in_thread  # noqa: E402
 

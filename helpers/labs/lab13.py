@@ -48,7 +48,7 @@ def check_generate(fn: Callable[..., list[int]], model, tokenizer, seed: int | N
     """Lab 13, task 1: `fn(model, tokenizer, prompt_ids, max_new_tokens, guidance=None)` is the greedy loop, with
     `GeneratorParams.set_guidance(*guidance)` when `guidance` is given."""
     from helpers.domain.tools import openai_tools
-    from helpers.model.chat_format import render
+    from helpers.domain.chat_format import render
     from helpers.runtimes.ortgenai_engine import tool_guidance
 
     rng = random.Random(seed if seed is not None else random.randrange(1 << 30))
@@ -80,7 +80,7 @@ def check_grammar(fn: Callable[[list[dict[str, Any]]], str], model, tokenizer, s
     workbook's format `<tool_call>[{"name":...,"parameters":{...}}]</tool_call>`, each tool's arguments following
     its JSON schema."""
     from helpers.domain.tools import TOOL_NAMES, ToolArgumentError, openai_tools, validate_arguments
-    from helpers.model.chat_format import parse_reply, render
+    from helpers.domain.chat_format import parse_reply, render
 
     rng = random.Random(seed if seed is not None else random.randrange(1 << 30))
     names = rng.sample(list(TOOL_NAMES), 3)

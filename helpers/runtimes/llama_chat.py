@@ -12,47 +12,12 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from helpers.model.chat_format import CALL_START, compact_json_text, dump_json, parse_reply, render
-
-ROLES = ("system", "user", "assistant", "tool")
-
+from helpers.domain.chat_format import CALL_START, dump_json, parse_reply, render
+# the one message normaliser lives in helpers.runtimes.wire; imported here too so old imports keep working
+from helpers.runtimes.wire import ROLES, normalize_messages  # noqa: F401
 
 class ContextOverflow(ValueError):
     """The conversation does not fit the model's context window."""
-
-
-def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Check roles and content, turn `content: None` into "" and tool-call arguments into JSON text.
-
-    Tool results and call arguments that are JSON are re-written compactly (`compact_json_text`): the model
-    reads the same prompt whether a client sent `json.dumps(x)` or the compact text the agent loop sends."""
-    if not isinstance(messages, list) or not messages:
-        raise ValueError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts.")
-    out = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ROLES:
-            raise ValueError(f"message {i} needs a role among {ROLES}; got {m!r:.80}")
-        m = dict(m)
-        content = m.get("content")
-        if content is None:
-            content = ""
-        if isinstance(content, list):  # OpenAI content parts: keep the text ones
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        if not isinstance(content, str):
-            raise ValueError(f"message {i}: content must be text, got {type(content).__name__}.")
-        m["content"] = compact_json_text(content) if m["role"] == "tool" else content
-        if m.get("tool_calls"):
-            calls = []
-            for tc in m["tool_calls"]:
-                f = dict(tc.get("function", tc))
-                if isinstance(f.get("arguments"), str):
-                    f["arguments"] = compact_json_text(f["arguments"])
-                else:
-                    f["arguments"] = dump_json(f.get("arguments") or {})
-                calls.append({**tc, "function": f})
-            m["tool_calls"] = calls
-        out.append(m)
-    return out
 
 
 def _call_id() -> str:
@@ -63,11 +28,16 @@ def _tokens(llama, messages: list[dict[str, Any]], tools: list[dict[str, Any]] |
             max_tokens: int) -> list[int]:
     prompt = render(normalize_messages(messages), tools, add_generation_prompt=True)
     toks = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-    n_ctx = llama.n_ctx()
-    if len(toks) + max_tokens > n_ctx:
-        raise ContextOverflow(f"The conversation is {len(toks)} tokens and the reply may take {max_tokens}: over the "
-                              f"model's {n_ctx}-token context. Drop or summarise old turns (the agent notebooks on memory show how).")
+    check_context(len(toks), max_tokens, llama.n_ctx())
     return toks
+
+
+def check_context(n_prompt: int, max_tokens: int, n_ctx: int) -> None:
+    """Raise ContextOverflow unless a prompt of `n_prompt` tokens plus `max_tokens` fits an `n_ctx` context."""
+    if n_prompt + max_tokens > n_ctx:
+        raise ContextOverflow(f"The conversation is {n_prompt} tokens and the reply may take {max_tokens}: over the "
+                              f"model's {n_ctx}-token context. Drop or summarise old turns (the agent notebooks on "
+                              "memory show how).")
 
 
 def _completion(llama, toks, temperature, max_tokens, seed, stream, grammar=None):
@@ -81,8 +51,8 @@ def reply_message(raw: str, tools: list[dict[str, Any]] | None,
     """The OpenAI assistant message of a raw reply, its finish reason and the parse error (or None).
 
     Tool-call text becomes `tool_calls` (finish reason `tool_calls`); malformed call text stays in `content`, so
-    the caller sees what the model wrote, and the error says why it is not a call. Shared by every server the
-    workbook runs (llama.cpp here, ONNX Runtime GenAI in `ortgenai_service`)."""
+    the caller sees what the model wrote, and the error says why it is not a call. Shared by the servers that
+    generate with the workbook's format (llama.cpp here, ONNX Runtime GenAI in `ortgenai_service`)."""
     parsed = parse_reply(raw, known_tools=[t.get("function", t)["name"] for t in tools or []])
     msg: dict[str, Any] = {"role": "assistant", "content": parsed.content}
     if parsed.tool_calls:
@@ -92,7 +62,7 @@ def reply_message(raw: str, tools: list[dict[str, Any]] | None,
         msg["content"] = parsed.content or None
         finish = "tool_calls"
     elif parsed.error:
-        msg["content"] = raw
+        msg["content"] = raw  # what the model wrote, for the caller to see; the error says why it is not a call
     return msg, finish, parsed.error
 
 
@@ -113,10 +83,11 @@ def chat_completion(llama, messages: list[dict[str, Any]], tools: list[dict[str,
 
 
 def stream_chunks(pieces: Iterable[tuple[str, str | None]], tools: list[dict[str, Any]] | None, *,
-                  model: str = "edge-slm") -> Iterator[dict[str, Any]]:
+                  model: str = "edge-slm", prompt_tokens: int | None = None) -> Iterator[dict[str, Any]]:
     """OpenAI chat.completion.chunk dicts from (text piece, finish reason or None) pairs as a model writes them.
 
-    Text streams as it comes; a tool call is sent whole once closed. An exception raised by `pieces` goes to
+    Text streams as it comes; a tool call is sent whole once closed. A pair with finish reason None is one
+    generated token; with `prompt_tokens`, the last chunk carries `usage`. An exception raised by `pieces` goes to
     the caller, which decides how to report it (a server sends an error event, never a silent end)."""
     cid = "chatcmpl-" + uuid.uuid4().hex[:12]
     created = int(time.time())
@@ -129,7 +100,10 @@ def stream_chunks(pieces: Iterable[tuple[str, str | None]], tools: list[dict[str
     buf = ""
     mode = None  # "call" or "text", decided by the first visible piece (<tool_call> is a single token)
     finish = "stop"
+    n_out = 0
     for piece, fin in pieces:
+        if fin is None:
+            n_out += 1  # one part per generated token, then a closing part: the count matches `usage` unstreamed
         finish = fin or finish
         buf += piece
         if mode is None:
@@ -150,7 +124,11 @@ def stream_chunks(pieces: Iterable[tuple[str, str | None]], tools: list[dict[str
             finish = "tool_calls"
         else:  # malformed call text: pass it on as text so the caller sees what the model wrote
             yield chunk({"content": buf})
-    yield chunk({}, finish)
+    last = chunk({}, finish)
+    if prompt_tokens is not None:
+        last["usage"] = {"prompt_tokens": prompt_tokens, "completion_tokens": n_out,
+                         "total_tokens": prompt_tokens + n_out}
+    yield last  # the usage rides on the last chunk; the server sends it on as OpenAI's usage chunk when asked
 
 
 def chat_completion_stream(llama, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
@@ -160,4 +138,4 @@ def chat_completion_stream(llama, messages: list[dict[str, Any]], tools: list[di
     toks = _tokens(llama, messages, tools, max_tokens)
     parts = ((p["choices"][0]["text"], p["choices"][0].get("finish_reason"))
              for p in _completion(llama, toks, temperature, max_tokens, seed, True, grammar))
-    yield from stream_chunks(parts, tools, model=model)
+    yield from stream_chunks(parts, tools, model=model, prompt_tokens=len(toks))

@@ -2,7 +2,7 @@
 
 `GenAIEngine` loads an exported ORT GenAI folder once and generates for many requests, each with its own
 `og.Generator` (the model and tokenizer are shared): the prompt is the workbook's chat template
-(`helpers.model.chat_format.render`), the loop is `append_tokens` then `generate_next_token` until an
+(`helpers.domain.chat_format.render`), the loop is `append_tokens` then `generate_next_token` until an
 end-of-sequence id, a length limit, a deadline or a cancel. When tools are offered, `tool_guidance` builds a Lark
 grammar of the workbook's tool-call format with each tool's JSON schema, and `GeneratorParams.set_guidance`
 makes the model's reply follow it token by token (constrained decoding).
@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from helpers.model.chat_format import CALL_END, CALL_START, render
-from helpers.runtimes.llama_chat import ContextOverflow, normalize_messages
+from helpers.domain.chat_format import CALL_END, CALL_START, render
+from helpers.runtimes.llama_chat import check_context
+from helpers.runtimes.wire import normalize_messages
 
 TOOL_CHOICES = ("none", "auto", "required")
 
@@ -141,10 +142,7 @@ class GenAIEngine:
         """Token ids of the rendered chat; ContextOverflow when the prompt and the reply cannot both fit."""
         self.load()
         ids = list(self.tokenizer.encode(render(normalize_messages(messages), tools, add_generation_prompt=True)))
-        if len(ids) + max_tokens > self.context_length:
-            raise ContextOverflow(f"The conversation is {len(ids)} tokens and the reply may take {max_tokens}: over "
-                                  f"the model's {self.context_length}-token context. Drop old turns or lower "
-                                  "max_tokens.")
+        check_context(len(ids), max_tokens, self.context_length)  # ContextOverflow, worded once for every runtime
         return ids
 
     def begin(self, prompt_ids: list[int], *, max_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0,

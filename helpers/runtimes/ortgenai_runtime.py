@@ -17,7 +17,8 @@ import urllib.request
 from pathlib import Path
 
 from helpers.runtimes.base import Availability, RuntimeUnavailable
-from helpers.runtimes.openai_compat import OpenAICompatRuntime, free_port
+from helpers.runtimes.openai_compat import OpenAICompatRuntime
+from helpers.runtimes.wire import free_port
 
 
 def health(base: str, api_key: str | None = None, timeout: float = 1.0) -> tuple[int | None, dict]:

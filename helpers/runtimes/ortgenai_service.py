@@ -56,9 +56,9 @@ class FunctionDef(_In):
 def schema_problem(schema_text: str) -> str | None:
     """Why a JSON Schema (as JSON text) is invalid, or None. Cached: checking the workbook's ten tool schemas
     takes about 30 ms, three times the HTTP cost of a request, and clients send the same tools every time."""
-    from helpers.runtimes.base import import_jsonschema
+    from helpers.domain.tools import jsonschema_module
 
-    jsonschema = import_jsonschema()
+    jsonschema = jsonschema_module()
 
     try:
         jsonschema.Draft202012Validator.check_schema(json.loads(schema_text))
@@ -516,31 +516,6 @@ def create_app(settings: ServiceSettings, autoload: bool = True, on_load_failure
 
 
 
-def check_port(host: str, port: int) -> None:
-    """Raise ValueError (a bad --port or --host) saying what to do when `host:port` cannot be bound."""
-    import socket
-
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise ValueError(f"cannot listen on {host}:{port} ({exc.strerror}): pick another port with --port, or stop "
-                          "the program that uses it") from None
-
-
-def read_api_key(path: str | Path | None) -> str | None:
-    """The API key in a file (first line), so it never shows in a process list; None without a file."""
-    if path is None:
-        return None
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"No API key file at {p}: write the key on its first line.")
-    key = (p.read_text(encoding="utf-8").strip().splitlines() or [""])[0].strip()
-    if len(key) < 8:
-        raise ValueError(f"The API key in {p} is empty or shorter than 8 characters: write a longer key.")
-    return key
-
-
 def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8766, exit_with_parent: bool = False) -> None:
     """Run the service until interrupted (`python -m helpers serve-ortgenai`); errors are one line.
 
@@ -549,6 +524,7 @@ def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8766, 
     import uvicorn
 
     from helpers.runtimes.ortgenai_engine import check_folder
+    from helpers.runtimes.server import check_port  # the workbook server's check: one wording for both
 
     check_folder(settings.model_dir)
     check_port(host, port)
@@ -588,7 +564,7 @@ def serve_in_thread(settings: ServiceSettings, timeout: float = 30.0) -> Iterato
     import httpx
     import uvicorn
 
-    from helpers.runtimes.openai_compat import free_port
+    from helpers.runtimes.wire import free_port
 
     app = create_app(settings)
     port = free_port()
