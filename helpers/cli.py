@@ -48,6 +48,19 @@ def _cmd_serve(a: argparse.Namespace) -> int:
                  max_queue=a.max_queue, max_body_bytes=a.max_body_bytes)
 
 
+def _cmd_serve_ortgenai(a: argparse.Namespace) -> int:
+    from helpers.paths import ONNX_DIR
+    from helpers.runtimes.ortgenai_service import ServiceSettings, serve
+    from helpers.runtimes.server import read_api_key
+
+    settings = ServiceSettings(model_dir=Path(a.model_dir) if a.model_dir else ONNX_DIR / "int4",
+                               api_key=read_api_key(a.api_key_file) if a.api_key_file else None,
+                               max_concurrency=a.max_concurrency,
+                               max_queue=a.max_queue, request_timeout_s=a.timeout)
+    serve(settings, host=a.host, port=a.port, exit_with_parent=a.exit_with_parent)
+    return 0
+
+
 def _cmd_eval_toolcalls(a: argparse.Namespace) -> int:
     from helpers.eval import format_table, load_cases, predict, summarize
     from helpers.runtimes import check_runtime_name, get_runtime
@@ -312,6 +325,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-queue", type=int, default=16, help="requests that may wait for the model (more get 503)")
     s.add_argument("--max-body-bytes", type=int, default=1_000_000, help="largest request body (more get 413)")
     s.set_defaults(func=_cmd_serve)
+
+    so = sub.add_parser("serve-ortgenai", help="run the ONNX Runtime GenAI service (OpenAI API, /health, /metrics)")
+    so.add_argument("--model-dir", default=None, help="ORT GenAI folder (default: data/onnx/int4)")
+    so.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    so.add_argument("--port", type=int, default=8766)
+    so.add_argument("--api-key-file", default=None, help="file whose first line is the API key clients must send")
+    so.add_argument("--max-concurrency", type=int, default=1, help="generations at once (default 1)")
+    so.add_argument("--max-queue", type=int, default=8, help="requests that may wait; more get 503 (default 8)")
+    so.add_argument("--timeout", type=float, default=60.0, help="seconds per request, waiting included (default 60)")
+    so.add_argument("--exit-with-parent", action="store_true", help="stop when the starting process is gone")
+    so.set_defaults(func=_cmd_serve_ortgenai)
 
     w = sub.add_parser("interpolate-run", help="mix a run's final weights with the weights it started from")
     w.add_argument("run", help="a training run folder (train-model --init-from ... --out RUN)")

@@ -1,5 +1,6 @@
 """Runtimes: one interface over embedded, llamacpp, foundry, ollama, vllm and openai (notebook 00), plus
-two reference runtimes for comparing exports: transformers and ortgenai.
+two reference runtimes for comparing exports: transformers and ortgenai, and the ONNX Runtime GenAI service
+(`ortgenai-service`, notebook 13).
 
 `get_runtime()` reads `EDGEAI_RUNTIME` (auto or a name) and `EDGEAI_MODEL`. `auto` takes the first
 server a learner runs (Ollama, vLLM, an OpenAI-compatible URL) and otherwise the embedded runtime, which
@@ -27,6 +28,7 @@ _CLASSES: dict[str, tuple[str, str, str]] = {
     "openai": ("helpers.runtimes.openai_compat", "OpenAICompatRuntime", "model"),
     "transformers": ("helpers.runtimes.reference", "TransformersRuntime", "model_dir"),
     "ortgenai": ("helpers.runtimes.reference", "OrtGenAIRuntime", "model_dir"),
+    "ortgenai-service": ("helpers.runtimes.ortgenai_runtime", "OrtGenAIServiceRuntime", "model_dir"),
 }
 
 
@@ -100,6 +102,11 @@ def survey() -> list[Availability]:
             from helpers.runtimes.openai_compat import llamacpp_startable
 
             rows.append(llamacpp_startable())
+            continue
+        if name == "ortgenai-service":  # constructing it would start the service
+            from helpers.runtimes.ortgenai_runtime import ortgenai_service_startable
+
+            rows.append(ortgenai_service_startable())
             continue
         try:
             rows.append(_factory(name)().availability())
