@@ -173,6 +173,18 @@ def _cmd_eval_agent(a: argparse.Namespace) -> int:
     return eval_agent(a)
 
 
+def _cmd_bench_serve(a: argparse.Namespace) -> int:
+    from helpers.bench_serve import cmd_bench_serve
+
+    return cmd_bench_serve(a)
+
+
+def _cmd_check_deploy(a: argparse.Namespace) -> int:
+    from helpers.deploy_check import cmd_check_deploy
+
+    return cmd_check_deploy(a)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -279,6 +291,18 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("eval-agent", help="task completion of the single agent on scripted multi-step requests")
     agent_eval_arguments(g)
     g.set_defaults(func=_cmd_eval_agent)
+    bs = sub.add_parser("bench-serve", help="every runtime side by side: TTFT, TPOT, ITL, E2E, tokens/s, goodput")
+    bs.add_argument("--runtimes", default=None, help="comma-separated names (default: every runtime it knows)")
+    bs.add_argument("--concurrency", default="1,2,4,8", help="concurrency levels, e.g. 1,2,4,8")
+    bs.add_argument("--requests", type=int, default=16, help="requests per level (the same prompts everywhere)")
+    bs.add_argument("--max-tokens", type=int, default=32)
+    bs.add_argument("--slo-ttft-ms", type=float, default=None, help="goodput SLO on time to first token")
+    bs.add_argument("--slo-tpot-ms", type=float, default=None, help="goodput SLO on time per output token")
+    bs.add_argument("--json", default=None, help="also write rows and skip reasons to this JSON file")
+    bs.set_defaults(func=_cmd_bench_serve)
+    cd = sub.add_parser("check-deploy", help="validate deploy/ compose files and Dockerfiles offline")
+    cd.add_argument("paths", nargs="*", help="files to check (default: everything under deploy/)")
+    cd.set_defaults(func=_cmd_check_deploy)
     return p
 
 
