@@ -61,7 +61,11 @@ def parse_chat_response(data: Any) -> Any:
     """An /api/chat answer (a dict from JSON, recorded or live, or the client's object) as ollama.ChatResponse."""
     import ollama
 
-    return data if isinstance(data, ollama.ChatResponse) else ollama.ChatResponse.model_validate(data)
+    if isinstance(data, ollama.ChatResponse):
+        return data
+    if "message" not in data:  # the docs' final stream chunk omits it; a live one carries an empty message
+        data = {**data, "message": {"role": "assistant", "content": ""}}
+    return ollama.ChatResponse.model_validate(data)
 
 
 def result_from_ollama(resp: Any, tools: list[dict[str, Any]] | None, model: str | None = None,
