@@ -1,0 +1,60 @@
+"""The checks of labs 14-17 fail on wrong answers, with a message that says what to fix."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from helpers.labs import lab14, lab15
+
+
+def _fails(check, fn, needle: str) -> None:
+    with pytest.raises(AssertionError) as info:
+        check(fn)
+    assert needle in str(info.value), str(info.value)
+
+
+def test_lab14_decode_rate_wrong_unit_and_wrong_field():
+    ms = lambda r: (r.get("eval_count") if isinstance(r, dict) else r.eval_count) / (  # noqa: E731
+        r.get("eval_duration") if isinstance(r, dict) else r.eval_duration) * 1e6
+    _fails(lab14.check_decode_rate, ms, "nanoseconds")
+    prompt = lambda r: r.prompt_eval_count / r.prompt_eval_duration * 1e9  # noqa: E731
+    _fails(lab14.check_decode_rate, prompt, "eval_count")
+
+
+def test_lab14_tool_result_message_wrong_shapes():
+    _fails(lab14.check_tool_result_message, lambda c, r: {"role": "tool", "content": json.dumps(r)}, "tool_name")
+    _fails(lab14.check_tool_result_message,
+           lambda c, r: {"role": "tool", "tool_name": c.function.name, "content": r}, "json.dumps")
+
+
+def test_lab14_invented_settings_wrong_answer():
+    _fails(lab14.check_invented_settings, lambda env: sorted(k for k in env if "THREAD" in k), "expected")
+
+
+def test_lab15_repaired_recipe_still_broken():
+    from helpers.runtimes.vllm_config import VLLMServeConfig
+
+    _fails(lab15.check_repaired_recipe, lambda: VLLMServeConfig(
+        model="microsoft/Phi-4-mini-instruct", device="cuda", image="vllm/vllm-openai:latest",
+        enable_auto_tool_choice=True), "auto-tool-choice-needs-parser")
+
+
+def test_lab15_histogram_mean_of_one_label_only():
+    from helpers.runtimes.vllm_config import parse_metrics
+
+    def first_label(text, name):
+        fam = parse_metrics(text)[name]
+        s = [x.value for x in fam.samples if x.name == name + "_sum"][0]
+        c = [x.value for x in fam.samples if x.name == name + "_count"][0]
+        return s / c
+
+    with pytest.raises(AssertionError, match="add up every"):
+        lab15.check_histogram_mean(first_label)
+
+
+def test_lab15_capacity_without_ceil_or_errors():
+    _fails(lab15.check_capacity, lambda t, m, h: round(t / (m * h)), "ceil")
+    _fails(lab15.check_capacity, lambda t, m, h: max(1, math.ceil(t / (m * h))) if m > 0 else 1, "ValueError")
