@@ -235,6 +235,27 @@ def bench_prompts(n: int, seed: int = 123) -> list[list[dict[str, Any]]]:
     return [cases[i % len(cases)]["messages"] for i in range(n)]
 
 
+def llama_bench_floor(gguf: str, threads: int, n_gen: int = 32, reps: int = 3) -> tuple[float | None, str]:
+    """llama-bench's decode tokens/s (tg) for a GGUF: no HTTP, no sampling, no tokenization in the timing,
+    so the floor under every runtime's cost. (None, why) when the binary is not built (notebook 11 builds it)."""
+    import importlib.metadata
+    import subprocess
+    from pathlib import Path
+
+    version = importlib.metadata.version("llama-cpp-python")
+    exe = Path.home() / ".cache" / "edge-slm" / "llama.cpp" / version / "bin" / "llama-bench"
+    if not exe.exists():
+        return None, f"llama-bench is not built at {exe}: notebook 11 (`python -m helpers build-llama-server`) builds it"
+    cmd = [str(exe), "-m", str(gguf), "-p", "0", "-n", str(n_gen), "-t", str(threads), "-r", str(reps), "-o", "json"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if res.returncode != 0:
+        return None, f"llama-bench failed: {res.stderr.strip()[-300:]}"
+    rows = json.loads(res.stdout)
+    tg = [r for r in rows if r.get("n_gen")]
+    return (float(tg[0]["avg_ts"]), f"llama-bench tg{n_gen}, {threads} thread(s), {reps} repetitions") if tg else \
+        (None, "llama-bench printed no generation row")
+
+
 COLUMNS = ("runtime", "concurrency", "completed", "failed", "output_throughput", "request_throughput",
            "request_goodput", "p50_ttft_ms", "p99_ttft_ms", "p50_tpot_ms", "p50_itl_ms", "p50_e2el_ms",
            "p99_e2el_ms", "peak_rss_mb")

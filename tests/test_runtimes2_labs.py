@@ -58,3 +58,20 @@ def test_lab15_histogram_mean_of_one_label_only():
 def test_lab15_capacity_without_ceil_or_errors():
     _fails(lab15.check_capacity, lambda t, m, h: round(t / (m * h)), "ceil")
     _fails(lab15.check_capacity, lambda t, m, h: max(1, math.ceil(t / (m * h))) if m > 0 else 1, "ValueError")
+
+
+def test_lab17_tpot_over_pieces_and_goodput_in_wrong_units():
+    from helpers.labs import lab17
+
+    def per_piece(times, n):
+        return {"ttft": times[0], "e2el": times[-1], "itl": [b - a for a, b in zip(times, times[1:])],
+                "tpot": (times[-1] - times[0]) / max(len(times) - 1, 1) if n >= 2 else None}
+
+    _fails(lab17.check_request_metrics, per_piece, "TOKENS after the first")
+
+    def seconds_vs_ms(reqs, wall, slo_ttft, slo_tpot):
+        return sum(r["ok"] and (slo_ttft is None or r["ttft"] <= slo_ttft) for r in reqs) / wall
+
+    _fails(lab17.check_goodput, seconds_vs_ms, "milliseconds")
+    with pytest.raises(AssertionError, match="concurrency 1 and 2"):
+        lab17.check_level_rows([{"concurrency": 1}], 3)
