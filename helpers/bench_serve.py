@@ -15,13 +15,15 @@ A runtime that does not stream (its `stream` yields one piece) gets TTFT = E2EL 
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Self
 
 from helpers.runtimes import RUNTIME_NAMES, Runtime, RuntimeUnavailable, get_runtime
 from helpers.runtimes.base import Runtime as _BaseRuntime
@@ -60,13 +62,13 @@ def time_request(rt: Runtime, messages: list[dict[str, Any]], max_tokens: int, s
                 stamps.append(time.perf_counter() - t0)
             if ev.result is not None:
                 result = ev.result
-    except Exception as exc:  # a failed request counts as failed, the run goes on
+    except Exception as exc:  # noqa: BLE001 (a failed request counts as failed, the run goes on)
         return RequestRecord(ok=False, e2el=time.perf_counter() - t0, error=f"{type(exc).__name__}: {exc}"[:200])
     end = time.perf_counter() - t0
     if result is not None and result.error:
         return RequestRecord(ok=False, e2el=end, error=str(result.error.get("message", result.error))[:200])
     n_out = (result.completion_tokens if result is not None else 0) or len(stamps)
-    itl = [b - a for a, b in zip(stamps, stamps[1:])]
+    itl = [b - a for a, b in itertools.pairwise(stamps)]
     return RequestRecord(ok=True, ttft=stamps[0] if stamps else end, e2el=stamps[-1] if stamps else end,
                          output_tokens=n_out, itl=itl)
 
@@ -127,7 +129,7 @@ class PeakMemory:
                 return
             self._stop.wait(0.02)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> Self:
         self._t = threading.Thread(target=self._sample, daemon=True)
         self._t.start()
         return self
@@ -189,8 +191,8 @@ class _NoServer:
 def open_runtime(name: str, **kwargs: Any) -> tuple[Runtime | None, str]:
     """The runtime `name`, or None and the reason it is skipped (unknown here, not running, not installed)."""
     if name not in RUNTIME_NAMES:
-        return None, f"skipped: `get_runtime` does not know {name!r} in this checkout (runtimes: " \
-                     f"{', '.join(RUNTIME_NAMES)})"
+        return None, (f"skipped: `get_runtime` does not know {name!r} in this checkout (runtimes: " \
+                     f"{', '.join(RUNTIME_NAMES)})")
     try:
         rt = get_runtime(name, **kwargs)
         _ = rt.model
@@ -247,7 +249,7 @@ def llama_bench_floor(gguf: str, threads: int, n_gen: int = 32, reps: int = 3) -
     if not exe.exists():
         return None, f"llama-bench is not built at {exe}: notebook 11 (`python -m helpers build-llama-server`) builds it"
     cmd = [str(exe), "-m", str(gguf), "-p", "0", "-n", str(n_gen), "-t", str(threads), "-r", str(reps), "-o", "json"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     if res.returncode != 0:
         return None, f"llama-bench failed: {res.stderr.strip()[-300:]}"
     rows = json.loads(res.stdout)
@@ -294,5 +296,16 @@ def cmd_bench_serve(a: Any) -> int:
     return 0 if rows else 2
 
 
-__all__ = ["RequestRecord", "time_request", "summarize", "run_level", "bench", "bench_prompts", "format_rows",
-           "percentile", "open_runtime", "PeakMemory", "asdict"]
+__all__ = [
+    "PeakMemory",
+    "RequestRecord",
+    "asdict",
+    "bench",
+    "bench_prompts",
+    "format_rows",
+    "open_runtime",
+    "percentile",
+    "run_level",
+    "summarize",
+    "time_request",
+]

@@ -53,7 +53,7 @@ def schema_errors(doc: Any) -> list[str]:
 
 
 def _pinned(image: str) -> str | None:
-    name, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
+    _name, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
     if "@sha256:" in image:
         return None
     if not tag or tag.startswith("latest") or tag in ("main", "server", "full", "light"):
@@ -176,8 +176,8 @@ def vllm_deployments() -> dict[str, Any]:
     from helpers.runtimes.vllm_config import VLLMServeConfig
 
     model = "Qwen/Qwen2.5-0.5B-Instruct"
-    common = dict(model=model, served_model_name="qwen2.5-0.5b", enable_auto_tool_choice=True,
-                  tool_call_parser="hermes", max_model_len=4096, api_key=True)
+    common = {"model": model, "served_model_name": "qwen2.5-0.5b", "enable_auto_tool_choice": True,
+                  "tool_call_parser": "hermes", "max_model_len": 4096, "api_key": True}
     return {"vllm-cpu": VLLMServeConfig(**common, device="cpu", image="vllm/vllm-openai-cpu:v0.33.0-x86_64",
                                         dtype="bfloat16", max_num_seqs=8),
             "vllm-gpu": VLLMServeConfig(**common, device="cuda", image="vllm/vllm-openai:v0.33.0",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.deploy_check import (check_compose, check_dockerfile, deploy_files, render_vllm_compose,
-                                  vllm_deployments)
+from helpers.deploy_check import check_compose, check_dockerfile, deploy_files, render_vllm_compose, vllm_deployments
 from helpers.paths import ROOT
 
 

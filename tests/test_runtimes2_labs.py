@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -17,10 +18,10 @@ def _fails(check, fn, needle: str) -> None:
 
 
 def test_lab14_decode_rate_wrong_unit_and_wrong_field():
-    ms = lambda r: (r.get("eval_count") if isinstance(r, dict) else r.eval_count) / (  # noqa: E731
+    ms = lambda r: (r.get("eval_count") if isinstance(r, dict) else r.eval_count) / (
         r.get("eval_duration") if isinstance(r, dict) else r.eval_duration) * 1e6
     _fails(lab14.check_decode_rate, ms, "nanoseconds")
-    prompt = lambda r: r.prompt_eval_count / r.prompt_eval_duration * 1e9  # noqa: E731
+    prompt = lambda r: r.prompt_eval_count / r.prompt_eval_duration * 1e9
     _fails(lab14.check_decode_rate, prompt, "eval_count")
 
 
@@ -47,8 +48,8 @@ def test_lab15_histogram_mean_of_one_label_only():
 
     def first_label(text, name):
         fam = parse_metrics(text)[name]
-        s = [x.value for x in fam.samples if x.name == name + "_sum"][0]
-        c = [x.value for x in fam.samples if x.name == name + "_count"][0]
+        s = next(x.value for x in fam.samples if x.name == name + "_sum")
+        c = next(x.value for x in fam.samples if x.name == name + "_count")
         return s / c
 
     with pytest.raises(AssertionError, match="add up every"):
@@ -64,7 +65,7 @@ def test_lab17_tpot_over_pieces_and_goodput_in_wrong_units():
     from helpers.labs import lab17
 
     def per_piece(times, n):
-        return {"ttft": times[0], "e2el": times[-1], "itl": [b - a for a, b in zip(times, times[1:])],
+        return {"ttft": times[0], "e2el": times[-1], "itl": [b - a for a, b in itertools.pairwise(times)],
                 "tpot": (times[-1] - times[0]) / max(len(times) - 1, 1) if n >= 2 else None}
 
     _fails(lab17.check_request_metrics, per_piece, "TOKENS after the first")

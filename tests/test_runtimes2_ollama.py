@@ -16,10 +16,22 @@ from pydantic import ValidationError
 from helpers.paths import GGUF_DIR
 from helpers.registry import sha256
 from helpers.runtimes import RuntimeUnavailable, get_runtime
-from helpers.runtimes.ollama import (OllamaRuntime, decode_tokens_per_s, parse_chat_response, prefill_tokens_per_s,
-                                     require_capability, result_from_ollama)
-from helpers.runtimes.ollama_admin import (OllamaModelConfig, check_env, client_tool_schema, recorded, register,
-                                           schema_losses)
+from helpers.runtimes.ollama import (
+    OllamaRuntime,
+    decode_tokens_per_s,
+    parse_chat_response,
+    prefill_tokens_per_s,
+    require_capability,
+    result_from_ollama,
+)
+from helpers.runtimes.ollama_admin import (
+    OllamaModelConfig,
+    check_env,
+    client_tool_schema,
+    recorded,
+    register,
+    schema_losses,
+)
 from helpers.runtimes.openai_compat import free_port
 
 GGUF = GGUF_DIR / "edge-slm-q8_0.gguf"

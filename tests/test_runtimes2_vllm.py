@@ -8,10 +8,17 @@ import json
 import pytest
 
 from helpers.paths import DATA
-from helpers.runtimes.vllm_config import (ServeConfigError, VLLMServeConfig, check_metric_names, histogram_stats,
-                                          parse_metrics, published_on, replicas_needed)
+from helpers.runtimes.vllm_config import (
+    ServeConfigError,
+    VLLMServeConfig,
+    check_metric_names,
+    histogram_stats,
+    parse_metrics,
+    published_on,
+    replicas_needed,
+)
 
-OK = dict(model="Qwen/Qwen2.5-0.5B-Instruct", host="127.0.0.1")
+OK = {"model": "Qwen/Qwen2.5-0.5B-Instruct", "host": "127.0.0.1"}
 
 
 def rules(cfg: VLLMServeConfig, level: str = "error") -> set[str]:
@@ -19,17 +26,17 @@ def rules(cfg: VLLMServeConfig, level: str = "error") -> set[str]:
 
 
 @pytest.mark.parametrize("kw, rule", [
-    (dict(device="cpu", image="vllm/vllm-openai:v0.33.0"), "cuda-image-on-cpu"),
-    (dict(image="vllm/vllm-openai-cpu:v0.33.0-x86_64"), "cpu-image-on-gpu"),
-    (dict(image="vllm/vllm-openai:latest"), "unpinned-image"),
-    (dict(enable_auto_tool_choice=True), "auto-tool-choice-needs-parser"),
-    (dict(quantization="awq"), "quantization-needs-prequantized-checkpoint"),
-    (dict(host=None), "binds-every-interface"),
-    (dict(host=".".join(["0"] * 4)), "binds-every-interface"),
-    (dict(model="./m.gguf", tokenizer="Qwen/Qwen2.5-0.5B-Instruct"), "gguf-needs-plugin"),
-    (dict(model="./m.gguf", plugins=["vllm-gguf-plugin"]), "gguf-needs-tokenizer"),
-    (dict(device="cpu", quantization="fp8"), "fp8-on-cpu"),
-    (dict(image="vllm/vllm-openai:v0.33.0", published_on=None), "published-on-every-interface"),
+    ({"device": "cpu", "image": "vllm/vllm-openai:v0.33.0"}, "cuda-image-on-cpu"),
+    ({"image": "vllm/vllm-openai-cpu:v0.33.0-x86_64"}, "cpu-image-on-gpu"),
+    ({"image": "vllm/vllm-openai:latest"}, "unpinned-image"),
+    ({"enable_auto_tool_choice": True}, "auto-tool-choice-needs-parser"),
+    ({"quantization": "awq"}, "quantization-needs-prequantized-checkpoint"),
+    ({"host": None}, "binds-every-interface"),
+    ({"host": ".".join(["0"] * 4)}, "binds-every-interface"),
+    ({"model": "./m.gguf", "tokenizer": "Qwen/Qwen2.5-0.5B-Instruct"}, "gguf-needs-plugin"),
+    ({"model": "./m.gguf", "plugins": ["vllm-gguf-plugin"]}, "gguf-needs-tokenizer"),
+    ({"device": "cpu", "quantization": "fp8"}, "fp8-on-cpu"),
+    ({"image": "vllm/vllm-openai:v0.33.0", "published_on": None}, "published-on-every-interface"),
 ])
 def test_each_trap_is_an_error(kw, rule):
     cfg = VLLMServeConfig(**{**OK, **kw})

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import math
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def _ok(msg: str) -> None:

@@ -7,9 +7,11 @@ internal consistency (tokens / wall time, completed counts, percentiles in order
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def _ok(msg: str) -> None:
@@ -34,7 +36,7 @@ def check_request_metrics(fn: Callable[[list, int], dict], seed: int = 1717) -> 
         times = _fresh_times(rng)
         n_tokens = len(times) + rng.choice([0, 0, 3, -len(times) + 1])
         ref = RequestRecord(ok=True, ttft=times[0], e2el=times[-1], output_tokens=n_tokens,
-                            itl=[b - a for a, b in zip(times, times[1:])])
+                            itl=[b - a for a, b in itertools.pairwise(times)])
         got = fn(list(times), n_tokens)
         assert isinstance(got, dict), "return a dict with ttft, e2el, itl and tpot"
         for key in ("ttft", "e2el"):

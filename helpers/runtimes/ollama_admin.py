@@ -131,7 +131,7 @@ def check_env(env: dict[str, str]) -> list[str]:
     """One message per OLLAMA_* variable that Ollama does not read (invented or misspelled); [] when all are real."""
     problems = []
     host = env.get("OLLAMA_HOST", "")
-    if host.split("://")[-1].split(":")[0] in ("0.0.0.0", "::", "[::]"):  # noqa: S104 (we flag it, not bind it)
+    if host.split("://")[-1].split(":")[0] in ("0.0.0.0", "::", "[::]"):
         problems.append(f"OLLAMA_HOST={host}: binds every interface and Ollama has no authentication: keep "
                         "127.0.0.1 and put a gateway with a key in front for other machines")
     for key in env:

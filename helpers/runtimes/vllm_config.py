@@ -88,7 +88,7 @@ class VLLMServeConfig(BaseModel):
     published_on: str | None = Field("127.0.0.1", description="host address a container port is published on")
 
     @classmethod
-    def from_args(cls, args: list[str], **where: Any) -> "VLLMServeConfig":
+    def from_args(cls, args: list[str], **where: Any) -> VLLMServeConfig:
         """A config from a recipe's `vllm serve` arguments (e.g. the course's), plus device/image/... keywords."""
         flags = {"--model": "model", "--host": "host", "--port": "port", "--served-model-name": "served_model_name",
                  "--tool-call-parser": "tool_call_parser", "--quantization": "quantization",
@@ -198,7 +198,7 @@ class VLLMServeConfig(BaseModel):
             warn("ray-for-one-gpu", "Ray only matters across nodes (pipeline/tensor parallel); one GPU needs none")
         return out
 
-    def check(self) -> "VLLMServeConfig":
+    def check(self) -> VLLMServeConfig:
         """This config, or ServeConfigError listing every error (warnings are in `findings()`)."""
         errors = [f for f in self.findings() if f.level == "error"]
         if errors:
