@@ -203,11 +203,14 @@ def open_runtime(name: str, **kwargs: Any) -> tuple[Runtime | None, str]:
 
 def bench(names: list[str], prompts: list[list[dict[str, Any]]], levels: list[int], max_tokens: int = 32,
           warmup: int = 1, slo_ttft_ms: float | None = None, slo_tpot_ms: float | None = None,
-          log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Run every named runtime over the same prompts at each concurrency level; rows and skip reasons."""
+          log: Callable[[str], None] = print,
+          opened: dict[str, Runtime] | None = None) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Run every named runtime over the same prompts at each concurrency level; rows and skip reasons.
+    Runtimes in `opened` are used as they are and left open (the caller closes them)."""
     rows, skipped = [], {}
+    opened = opened or {}
     for name in names:
-        rt, why = open_runtime(name)
+        rt, why = (opened[name], "") if name in opened else open_runtime(name)
         if rt is None:
             skipped[name] = why
             log(f"{name}: {why}")
@@ -222,7 +225,8 @@ def bench(names: list[str], prompts: list[list[dict[str, Any]]], levels: list[in
                 log(f"answered by: {name}/{rt.model}  concurrency {c}: {row['completed']} ok, "
                     f"{row['output_throughput']:.1f} tok/s, p50 TTFT {row['p50_ttft_ms']:.1f} ms")
         finally:
-            rt.close()
+            if name not in opened:
+                rt.close()
     return rows, skipped
 
 
