@@ -179,6 +179,19 @@ def _cmd_bench_serve(a: argparse.Namespace) -> int:
     return cmd_bench_serve(a)
 
 
+def _cmd_build_bench_model(a: argparse.Namespace) -> int:
+    from helpers.bench_model import BenchShape, build_bench_model, decode_tokens_per_s, memory_bandwidth_gbs
+
+    paths = build_bench_model(BenchShape(hidden=a.hidden, layers=a.layers, intermediate=a.intermediate))
+    bw = memory_bandwidth_gbs()
+    print(f"copy bandwidth {bw:.1f} GB/s; random-weight model (answers mean nothing), decode with {a.threads} thread(s):")
+    for q, p in paths.items():
+        size = p.stat().st_size
+        tps = decode_tokens_per_s(p, a.threads)
+        print(f"  {q:7} {size / 1e6:8.1f} MB  {tps:7.1f} tokens/s  bound {bw * 1e9 / size:7.1f} tokens/s  {p}")
+    return 0
+
+
 def _cmd_check_deploy(a: argparse.Namespace) -> int:
     from helpers.deploy_check import cmd_check_deploy
 
@@ -300,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--slo-tpot-ms", type=float, default=None, help="goodput SLO on time per output token")
     bs.add_argument("--json", default=None, help="also write rows and skip reasons to this JSON file")
     bs.set_defaults(func=_cmd_bench_serve)
+    bm = sub.add_parser("build-bench-model", help="build a random-weight Llama (speed only) and measure decode vs bandwidth")
+    bm.add_argument("--hidden", type=int, default=1024)
+    bm.add_argument("--layers", type=int, default=24)
+    bm.add_argument("--intermediate", type=int, default=2816)
+    bm.add_argument("--threads", type=int, default=1)
+    bm.set_defaults(func=_cmd_build_bench_model)
     cd = sub.add_parser("check-deploy", help="validate deploy/ compose files and Dockerfiles offline")
     cd.add_argument("paths", nargs="*", help="files to check (default: everything under deploy/)")
     cd.set_defaults(func=_cmd_check_deploy)
