@@ -100,6 +100,14 @@ def _cmd_doctor(a: argparse.Namespace) -> int:
     from helpers.doctor import format_report, report
     from helpers.runtimes import check_runtime_name
 
+    if a.fit:
+        from dataclasses import asdict
+
+        from helpers.preflight import fit_file
+
+        fr = fit_file(a.fit, ctx=a.ctx, parallel=a.parallel)
+        print(json.dumps(asdict(fr), indent=1) if a.json else fr.text())
+        return 0 if fr.verdict == "fits" else 1
     check_runtime_name(os.environ.get("EDGEAI_RUNTIME", "auto"))
 
     rep = report()
@@ -203,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("doctor", help="check the environment: packages, machine, runtimes, data")
     d.add_argument("--json", action="store_true", help="print the report as JSON")
+    d.add_argument("--fit", metavar="MODEL.gguf", help="preflight: will this GGUF fit in free RAM/VRAM? (reads only "
+                   "its header; exits 1 unless it fits as it is)")
+    d.add_argument("--ctx", type=int, help="with --fit: context tokens per sequence (default: the model's)")
+    d.add_argument("--parallel", type=int, default=1, help="with --fit: sequences served at once (default 1)")
     d.set_defaults(func=_cmd_doctor)
 
     r = sub.add_parser("run-all", help="execute every notebook and lab solution headless (papermill)")
