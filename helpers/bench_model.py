@@ -3,7 +3,8 @@ nothing), built here and converted/quantized like the workbook's, to show decodi
 
 Introduced in notebook 17 (`python -m helpers build-bench-model` builds it). The workbook's 5 M-parameter model
 fits in the CPU caches, so its speed says little about memory; a model of a few hundred million parameters
-reads every weight from RAM for every token, so decode tokens/s approaches memory bandwidth / model bytes.
+reads every weight from RAM for every token, so decode tokens/s approaches memory bandwidth / model bytes
+(the bandwidth is `helpers.preflight.memory_bandwidth`, the one copy-bandwidth measurement of the workbook).
 """
 
 from __future__ import annotations
@@ -70,21 +71,6 @@ def build_bench_model(shape: BenchShape = BenchShape(), qtypes: tuple[str, ...] 
         if not paths[q].exists():
             quantize_gguf(paths["F16"], paths[q], q)
     return paths
-
-
-def memory_bandwidth_gbs(mb: int = 512, repeats: int = 5) -> float:
-    """Copy bandwidth of this machine in GB/s (bytes read + written per second, median of `repeats`)."""
-    import numpy as np
-
-    a = np.ones(mb * 1024 * 1024 // 4, dtype=np.float32)
-    b = np.empty_like(a)
-    np.copyto(b, a)  # touch both arrays once
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        np.copyto(b, a)
-        times.append(time.perf_counter() - t0)
-    return 2 * a.nbytes / statistics.median(times) / 1e9
 
 
 def decode_tokens_per_s(gguf: str | Path, threads: int = 1, n_tokens: int = 32, repeats: int = 3) -> float:

@@ -188,10 +188,11 @@ def _cmd_bench_serve(a: argparse.Namespace) -> int:
 
 
 def _cmd_build_bench_model(a: argparse.Namespace) -> int:
-    from helpers.bench_model import BenchShape, build_bench_model, decode_tokens_per_s, memory_bandwidth_gbs
+    from helpers.bench_model import BenchShape, build_bench_model, decode_tokens_per_s
+    from helpers.preflight import memory_bandwidth
 
     paths = build_bench_model(BenchShape(hidden=a.hidden, layers=a.layers, intermediate=a.intermediate))
-    bw = memory_bandwidth_gbs()
+    bw = memory_bandwidth() / 1e9
     print(f"copy bandwidth {bw:.1f} GB/s; random-weight model (answers mean nothing), decode with {a.threads} thread(s):")
     for q, p in paths.items():
         size = p.stat().st_size
