@@ -9,6 +9,7 @@ reads every weight from RAM for every token, so decode tokens/s approaches memor
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import time
@@ -68,8 +69,10 @@ def build_bench_model(shape: BenchShape = BenchShape(), qtypes: tuple[str, ...] 
         hf_to_gguf(hf, paths["F16"], "f16")
         shutil.rmtree(hf, ignore_errors=True)  # the GGUF is what the runtimes read
     for q in qtypes:
-        if not paths[q].exists():
-            quantize_gguf(paths["F16"], paths[q], q)
+        if not paths[q].exists():  # via a temporary name: a half-written file never looks built
+            tmp = paths[q].with_name(paths[q].name + ".tmp")
+            quantize_gguf(paths["F16"], tmp, q)
+            os.replace(tmp, paths[q])
     return paths
 
 
