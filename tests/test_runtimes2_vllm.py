@@ -103,3 +103,12 @@ def test_replicas_needed():
     assert replicas_needed(50, 10, 0.5) == 10 and replicas_needed(1, 100) == 1
     with pytest.raises(ValueError):
         replicas_needed(10, 0)
+
+
+def test_vllm_named_but_not_running_says_how_to_start_it(monkeypatch):
+    from helpers.runtimes import RuntimeUnavailable, get_runtime
+    from helpers.runtimes.openai_compat import free_port
+
+    monkeypatch.setenv("VLLM_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
+    with pytest.raises(RuntimeUnavailable, match="vllm serve"):
+        get_runtime("vllm")
