@@ -96,6 +96,7 @@ def summarize(records: list[RequestRecord], wall_s: float, slo_ttft_ms: float | 
 
     row: dict[str, Any] = {"completed": len(done), "failed": len(records) - len(done), "duration_s": wall_s,
                            "total_output_tokens": out_tokens,
+                           "mean_output_tokens": out_tokens / len(done) if done else 0.0,
                            "request_throughput": len(done) / wall_s if wall_s else 0.0,
                            "output_throughput": out_tokens / wall_s if wall_s else 0.0,
                            "request_goodput": sum(good(r) for r in done) / wall_s if wall_s else 0.0}
@@ -224,6 +225,12 @@ def bench(names: list[str], prompts: list[list[dict[str, Any]]], levels: list[in
                 rows.append(row)
                 log(f"answered by: {name}/{rt.model}  concurrency {c}: {row['completed']} ok, "
                     f"{row['output_throughput']:.1f} tok/s, p50 TTFT {row['p50_ttft_ms']:.1f} ms")
+                first = next(r for r in rows if r["runtime"] == name)
+                if row["mean_output_tokens"] < 0.8 * first["mean_output_tokens"]:
+                    row["cut"] = True
+                    log(f"warning: {name} at concurrency {c} answered {row['mean_output_tokens']:.1f} tokens per "
+                        f"request against {first['mean_output_tokens']:.1f} at concurrency {first['concurrency']}: "
+                        "answers were cut short under concurrency (same prompts, greedy decoding)")
         finally:
             if name not in opened:
                 rt.close()
@@ -262,14 +269,14 @@ def llama_bench_floor(gguf: str, threads: int, n_gen: int = 32, reps: int = 3) -
         (None, "llama-bench printed no generation row")
 
 
-COLUMNS = ("runtime", "concurrency", "completed", "failed", "output_throughput", "request_throughput",
+COLUMNS = ("runtime", "concurrency", "completed", "failed", "mean_output_tokens", "output_throughput", "request_throughput",
            "request_goodput", "p50_ttft_ms", "p99_ttft_ms", "p50_tpot_ms", "p50_itl_ms", "p50_e2el_ms",
            "p99_e2el_ms", "peak_rss_mb")
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of bench rows."""
-    head = ["runtime", "conc", "ok", "fail", "out tok/s", "req/s", "goodput", "TTFT p50", "TTFT p99", "TPOT p50",
+    head = ["runtime", "conc", "ok", "fail", "tok/req", "out tok/s", "req/s", "goodput", "TTFT p50", "TTFT p99", "TPOT p50",
             "ITL p50", "E2E p50", "E2E p99", "peak MB"]
     lines = ["  ".join(f"{h:>9}" for h in head)]
     for r in rows:
@@ -278,7 +285,8 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             v = r.get(k)
             cells.append(f"{v:>9}" if isinstance(v, (str, int)) and not isinstance(v, bool)
                          else f"{v:9.1f}" if isinstance(v, float) else f"{'-':>9}")
-        lines.append("  ".join(cells) + ("" if r.get("streams", True) else "  (no streaming: TTFT = E2E)"))
+        note = ("" if r.get("streams", True) else "  (no streaming: TTFT = E2E)") + ("  CUT SHORT" if r.get("cut") else "")
+        lines.append("  ".join(cells) + note)
     return "\n".join(lines)
 
 

@@ -96,3 +96,15 @@ def test_bench_model_measurements_on_the_workbook_model():
 
     assert decode_tokens_per_s(GGUF_DIR / "edge-slm-q8_0.gguf", threads=1, n_tokens=4, repeats=1) > 0
     assert BenchShape().tag == "h1024-l24-i2816"
+
+
+def test_workbook_server_does_not_cut_concurrent_streams():
+    """llama-cpp-python's server ends a running stream when another request arrives, unless told not to."""
+    from helpers.bench_serve import bench_prompts
+    from helpers.runtimes import get_runtime
+
+    prompts = bench_prompts(2)
+    with get_runtime("llamacpp") as rt:
+        alone = [time_request(rt, p, 16).output_tokens for p in prompts]
+        together = run_level(rt, prompts, 2, 16)
+    assert together["completed"] == 2 and together["total_output_tokens"] == sum(alone), (alone, together)

@@ -55,5 +55,8 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8765, n_thread
     settings = ModelSettings(model=str(model), model_alias=model.stem, chat_format=HANDLER_NAME, n_ctx=n_ctx,
                              n_threads=n_threads or default_threads(),
                              n_threads_batch=n_threads or default_threads(), verbose=False)
-    app = create_app(server_settings=ServerSettings(host=host, port=port), model_settings=[settings])
+    # interrupt_requests=False: llama-cpp-python's default (True) ends a running stream whenever another request
+    # arrives, so concurrent clients got answers cut short (notebook 17 measured it); queue them instead
+    app = create_app(server_settings=ServerSettings(host=host, port=port, interrupt_requests=False),
+                     model_settings=[settings])
     uvicorn.run(app, host=host, port=port, log_level="warning")
