@@ -21,8 +21,8 @@ def edge_slm_handler(llama, messages: list[dict[str, Any]], tools: list[dict[str
     """llama-cpp-python chat handler: the workbook's template in, OpenAI tool calls out."""
     from helpers.runtimes.llama_chat import chat_completion, chat_completion_stream
 
-    kwargs = dict(temperature=temperature if temperature is not None else 0.0, max_tokens=max_tokens or 256,
-                  seed=seed if seed is not None else 123, model=model or "edge-slm", grammar=grammar)
+    kwargs = {"temperature": temperature if temperature is not None else 0.0, "max_tokens": max_tokens or 256,
+                  "seed": seed if seed is not None else 123, "model": model or "edge-slm", "grammar": grammar}
     if stream:
         return chat_completion_stream(llama, messages, tools, **kwargs)
     out = chat_completion(llama, messages, tools, **kwargs)
