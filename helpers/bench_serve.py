@@ -258,7 +258,8 @@ def llama_bench_floor(gguf: str, threads: int, n_gen: int = 32, reps: int = 3) -
     version = importlib.metadata.version("llama-cpp-python")
     exe = Path.home() / ".cache" / "edge-slm" / "llama.cpp" / version / "bin" / "llama-bench"
     if not exe.exists():
-        return None, f"llama-bench is not built at {exe}: notebook 11 (`python -m helpers build-llama-server`) builds it"
+        return None, (f"llama-bench is not built at {exe}: notebook 11 (`python -m helpers build-llama-server`) "
+                      "builds it")
     cmd = [str(exe), "-m", str(gguf), "-p", "0", "-n", str(n_gen), "-t", str(threads), "-r", str(reps), "-o", "json"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     if res.returncode != 0:
@@ -269,14 +270,16 @@ def llama_bench_floor(gguf: str, threads: int, n_gen: int = 32, reps: int = 3) -
         (None, "llama-bench printed no generation row")
 
 
-COLUMNS = ("runtime", "concurrency", "completed", "failed", "mean_output_tokens", "output_throughput", "request_throughput",
+COLUMNS = ("runtime", "concurrency", "completed", "failed", "mean_output_tokens", "output_throughput",
+           "request_throughput",
            "request_goodput", "p50_ttft_ms", "p99_ttft_ms", "p50_tpot_ms", "p50_itl_ms", "p50_e2el_ms",
            "p99_e2el_ms", "peak_rss_mb")
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of bench rows."""
-    head = ["runtime", "conc", "ok", "fail", "tok/req", "out tok/s", "req/s", "goodput", "TTFT p50", "TTFT p99", "TPOT p50",
+    head = ["runtime", "conc", "ok", "fail", "tok/req", "out tok/s", "req/s", "goodput", "TTFT p50", "TTFT p99",
+            "TPOT p50",
             "ITL p50", "E2E p50", "E2E p99", "peak MB"]
     lines = ["  ".join(f"{h:>9}" for h in head)]
     for r in rows:
@@ -285,7 +288,8 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             v = r.get(k)
             cells.append(f"{v:>9}" if isinstance(v, (str, int)) and not isinstance(v, bool)
                          else f"{v:9.1f}" if isinstance(v, float) else f"{'-':>9}")
-        note = ("" if r.get("streams", True) else "  (no streaming: TTFT = E2E)") + ("  CUT SHORT" if r.get("cut") else "")
+        note = "" if r.get("streams", True) else "  (no streaming: TTFT = E2E)"
+        note += "  CUT SHORT" if r.get("cut") else ""
         lines.append("  ".join(cells) + note)
     return "\n".join(lines)
 

@@ -32,13 +32,15 @@ def _cmd_train_model(a: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    record = train(out, tok_dir, cfg, shape, log=log)
+    from helpers.eval import transformers_exact_match
+
+    record = train(out, tok_dir, cfg, shape, log=log, evaluate=transformers_exact_match)
     print(json.dumps({k: v for k, v in record.items() if k != "history"}))
     return 0
 
 
 def _cmd_serve(a: argparse.Namespace) -> int:
-    from helpers.runtimes.embedded import default_gguf
+    from helpers.registry import default_gguf
     from helpers.runtimes.server import serve
 
     serve(a.model or default_gguf(), host=a.host, port=a.port, n_threads=a.threads)
@@ -84,11 +86,11 @@ def _cmd_export(a: argparse.Namespace) -> int:
     from helpers.agents.evaluate import agent_cases, write_cases
     from helpers.agents.toolbox import build_shop_db
     from helpers.model.pipeline import export_all
-    from helpers.paths import EVAL_DIR
+    from helpers.registry import artefact_path
 
     # the agents' data first (it does not depend on the model), then the model's files and the manifest
     print(f"shop-db: {build_shop_db()}")
-    print(f"agent-dev-set: {write_cases(agent_cases(100, 123), EVAL_DIR / 'agent_dev.jsonl')}")
+    print(f"agent-dev-set: {write_cases(agent_cases(100, 123), artefact_path('agent-dev-set'))}")
     res = export_all(a.from_run)
     print(json.dumps(res["timings_s"]))
     return 0
@@ -115,6 +117,16 @@ def _cmd_doctor(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_contract(a: argparse.Namespace) -> int:
+    from helpers.contract import FAIL, format_contract, run_contract
+    from helpers.runtimes import check_runtime_name
+
+    names = [check_runtime_name(n) for n in a.runtimes.split(",")] if a.runtimes else None
+    table = run_contract(names, log=print if a.verbose else None)
+    print(format_contract(table))
+    return 1 if any(o.status == FAIL for row in table.values() for o in row.values()) else 0
+
+
 def _cmd_run_all(a: argparse.Namespace) -> int:
     import os
 
@@ -125,9 +137,11 @@ def _cmd_run_all(a: argparse.Namespace) -> int:
 
     doc = run_all([Path(p) for p in a.notebooks] or None, smoke=a.smoke)
     for r in doc["notebooks"]:
-        print(f"{r['status']:<7}{r['seconds']:>8.1f} s  {r['notebook']}  answered by: {', '.join(r['runtimes']) or '-'}")
+        who = ", ".join(r["runtimes"]) or "-"
+        print(f"{r['status']:<7}{r['seconds']:>8.1f} s  {r['notebook']}  answered by: {who}")
         if r["status"] != "ok":
-            print(f"  {r['error']}\n  failing cell:\n" + "\n".join("    " + x for x in r.get("failing_cell", "").splitlines()))
+            cell = "\n".join("    " + x for x in r.get("failing_cell", "").splitlines())
+            print(f"  {r['error']}\n  failing cell:\n" + cell)
     print(f"{doc['passed']} passed, {doc['failed']} failed in {doc['seconds']} s; report: build/run-report.json")
     return 1 if doc["failed"] else 0
 
@@ -147,16 +161,18 @@ def _cmd_compare(a: argparse.Namespace) -> int:
 def _cmd_quantize(a: argparse.Namespace) -> int:
     import warnings
 
-    from helpers.paths import BUILD, GGUF_DIR
+    from helpers.model.export import quantized_path
+    from helpers.paths import BUILD
     from helpers.quant.quantize import quantize
+    from helpers.registry import default_gguf
 
-    src = Path(a.src) if a.src else GGUF_DIR / "edge-slm-f16.gguf"
+    src = Path(a.src) if a.src else default_gguf()
     out = Path(a.out) if a.out else BUILD / "quant"
     stem = src.stem.removesuffix("-f16")
     for qt in a.types:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            r = quantize(src, out / f"{stem}-{qt.upper()}.gguf", qt, threads=a.threads)
+            r = quantize(src, quantized_path(qt, out, stem), qt, threads=a.threads)
         print(f"{r.qtype:<7}{r.size_mb:7.2f} MB {r.seconds:6.2f} s  {r.type_counts}  -> {r.path}")
         for w in caught:
             print(f"  warning: {w.message}", file=sys.stderr)
@@ -181,6 +197,24 @@ def _cmd_eval_agent(a: argparse.Namespace) -> int:
     return eval_agent(a)
 
 
+def _eval_agent_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of `eval-agent` (notebook 03)."""
+    from helpers.agents.evaluate import DEFAULT_PATH
+
+    p.add_argument("path", nargs="?", default=DEFAULT_PATH, help=f"JSONL agent eval file (default {DEFAULT_PATH})")
+    p.add_argument("--runtime", default=None, help="auto or a runtime name (default: EDGEAI_RUNTIME or auto)")
+    p.add_argument("--model", default=None, help="model name, or a GGUF path for embedded/llamacpp")
+    p.add_argument("--out", default=None, help="write one row per case (turns, answers, calls) as JSONL")
+    p.add_argument("--limit", type=int, default=0, help="only the first N cases")
+    p.add_argument("--max-steps", type=int, default=4, help="model calls per request (step limit)")
+    p.add_argument("--max-retries", type=int, default=1, help="retries after a broken or invalid call")
+    p.add_argument("--constrained", choices=["schema", "extractive"], default=None,
+                   help="embedded only: grammar-constrained decoding (see helpers/runtimes/constrained.py)")
+    p.add_argument("--write", action="store_true", help="(re)generate the eval file at PATH instead of running it")
+    p.add_argument("--n", type=int, default=100, help="with --write: how many cases")
+    p.add_argument("--seed", type=int, default=123, help="with --write: the seed")
+
+
 def _cmd_bench_serve(a: argparse.Namespace) -> int:
     from helpers.bench_serve import cmd_bench_serve
 
@@ -193,7 +227,8 @@ def _cmd_build_bench_model(a: argparse.Namespace) -> int:
 
     paths = build_bench_model(BenchShape(hidden=a.hidden, layers=a.layers, intermediate=a.intermediate))
     bw = memory_bandwidth() / 1e9
-    print(f"copy bandwidth {bw:.1f} GB/s; random-weight model (answers mean nothing), decode with {a.threads} thread(s):")
+    print(f"copy bandwidth {bw:.1f} GB/s; random-weight model (answers mean nothing), decode with "
+          f"{a.threads} thread(s):")
     for q, p in paths.items():
         size = p.stat().st_size
         tps = decode_tokens_per_s(p, a.threads)
@@ -217,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--ctx", type=int, help="with --fit: context tokens per sequence (default: the model's)")
     d.add_argument("--parallel", type=int, default=1, help="with --fit: sequences served at once (default 1)")
     d.set_defaults(func=_cmd_doctor)
+
+    c = sub.add_parser("contract", help="one contract, every runtime: the same checks on each runtime here")
+    c.add_argument("--runtimes", help="comma-separated runtime names (default: every registered runtime)")
+    c.add_argument("-v", "--verbose", action="store_true", help="print each check as it runs")
+    c.set_defaults(func=_cmd_contract)
 
     r = sub.add_parser("run-all", help="execute every notebook and lab solution headless (papermill)")
     r.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")
@@ -312,10 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--threads", type=int, default=1, help="CPU threads for ONNX Runtime and llama.cpp")
     o.set_defaults(func=_cmd_bench_onnx)
 
-    from helpers.agents.evaluate import add_arguments as agent_eval_arguments
-
     g = sub.add_parser("eval-agent", help="task completion of the single agent on scripted multi-step requests")
-    agent_eval_arguments(g)
+    _eval_agent_arguments(g)
     g.set_defaults(func=_cmd_eval_agent)
     bs = sub.add_parser("bench-serve", help="every runtime side by side: TTFT, TPOT, ITL, E2E, tokens/s, goodput")
     bs.add_argument("--runtimes", default=None, help="comma-separated names (default: every runtime it knows)")
@@ -326,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--slo-tpot-ms", type=float, default=None, help="goodput SLO on time per output token")
     bs.add_argument("--json", default=None, help="also write rows and skip reasons to this JSON file")
     bs.set_defaults(func=_cmd_bench_serve)
-    bm = sub.add_parser("build-bench-model", help="build a random-weight Llama (speed only) and measure decode vs bandwidth")
+    bm = sub.add_parser("build-bench-model",
+                        help="build a random-weight Llama (speed only) and measure decode vs bandwidth")
     bm.add_argument("--hidden", type=int, default=1024)
     bm.add_argument("--layers", type=int, default=24)
     bm.add_argument("--intermediate", type=int, default=2816)

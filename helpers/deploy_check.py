@@ -72,8 +72,8 @@ def _published_problems(ports: list[Any]) -> list[str]:
         else:
             parts = str(p).split(":")
             if len(parts) < 3 or parts[0] in ("", ALL_INTERFACES):
-                out.append(f"port {p!r} is published on every interface: write '127.0.0.1:{parts[-2] if len(parts) > 1 else p}:"
-                           f"{parts[-1]}'")
+                inner = parts[-2] if len(parts) > 1 else p
+                out.append(f"port {p!r} is published on every interface: write '127.0.0.1:{inner}:{parts[-1]}'")
     return out
 
 

@@ -28,6 +28,11 @@ ARTEFACTS: dict[str, str] = {
     "fresh-set": "eval/fresh.jsonl",
     "val-set": "eval/val.jsonl",
     "shop-db": "shop.sqlite",
+    # the dialogue generator's word lists, templates and canned replies, and the phrase bank (helpers.data)
+    "text-values": "text/synth_values.txt",
+    "text-requests": "text/synth_templates.txt",
+    "text-chat": "text/synth_chat.txt",
+    "phrase-bank": "text/phrasebank.txt",
     # answers recorded from runtime documentation and the course's quoted recipes (data/recorded/README.md)
     "recorded-ollama-chat-tools-request": "recorded/ollama/chat_tools_request.json",
     "recorded-ollama-chat-tools": "recorded/ollama/chat_tools.json",
@@ -67,6 +72,11 @@ def artefact_path(name: str) -> Path:
     if name not in ARTEFACTS:
         raise KeyError(f"Unknown artefact {name!r}; registered: {sorted(ARTEFACTS)}")
     return DATA / ARTEFACTS[name]
+
+
+def default_gguf() -> Path:
+    """The GGUF file the embedded and llamacpp runtimes load unless told otherwise (the shipped f16 model)."""
+    return artefact_path("gguf-f16")
 
 
 def load_manifest() -> dict[str, Any]:

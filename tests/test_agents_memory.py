@@ -73,7 +73,7 @@ def test_facts_and_extraction(tmp_path):
 
 
 def test_fast_tokenizer_matches_autotokenizer_and_runtime_counts(hf_tokenizer, embedded):
-    from helpers.model.chat_format import render
+    from helpers.domain.chat_format import render
 
     tools = openai_tools()
     fast = M.load_tokenizer()

@@ -18,10 +18,14 @@ def _fails(check, fn, needle: str) -> None:
 
 
 def test_lab14_decode_rate_wrong_unit_and_wrong_field():
-    ms = lambda r: (r.get("eval_count") if isinstance(r, dict) else r.eval_count) / (
-        r.get("eval_duration") if isinstance(r, dict) else r.eval_duration) * 1e6
+    def ms(r):
+        get = r.get if isinstance(r, dict) else lambda k: getattr(r, k)
+        return get("eval_count") / get("eval_duration") * 1e6
+
+    def prompt(r):
+        return r.prompt_eval_count / r.prompt_eval_duration * 1e9
+
     _fails(lab14.check_decode_rate, ms, "nanoseconds")
-    prompt = lambda r: r.prompt_eval_count / r.prompt_eval_duration * 1e9
     _fails(lab14.check_decode_rate, prompt, "eval_count")
 
 

@@ -61,7 +61,8 @@ def test_a_good_config_renders_command_and_compose():
     cpu = VLLMServeConfig(**{**OK, "host": None}, device="cpu", dtype="bfloat16",
                           image="vllm/vllm-openai-cpu:v0.33.0-x86_64")
     svc = cpu.compose_service()
-    assert svc["ports"] == ["127.0.0.1:8000:8000"] and svc["shm_size"] == "4g" and "/health" in svc["healthcheck"]["test"][-1]
+    assert svc["ports"] == ["127.0.0.1:8000:8000"] and svc["shm_size"] == "4g"
+    assert "/health" in svc["healthcheck"]["test"][-1]
     with pytest.raises(ServeConfigError, match="image"):
         cfg.compose_service()
 

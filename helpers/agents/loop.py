@@ -19,7 +19,6 @@ the conversation as it was.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -291,7 +290,8 @@ class Agent:
 
     def _give_up(self, error: dict[str, Any], failures: int) -> str:
         return (f"The model made {failures} invalid tool call(s) in a row (last: {error.get('type')}: "
-                f"{error.get('message')}); gave up after {self.max_retries} retr{'y' if self.max_retries == 1 else 'ies'}. "
+                f"{error.get('message')}); gave up after {self.max_retries} "
+                f"retr{'y' if self.max_retries == 1 else 'ies'}. "
                 "The conversation is unchanged: rephrase the request with the exact id or value.")
 
     def _run_call(self, name: str, arguments: dict[str, Any]) -> tuple[Step, str, bool]:
@@ -338,7 +338,7 @@ def _assistant_message(content: str, calls: list[Any]) -> dict[str, Any]:
 
 def _calls_from_raw(raw: str, names: list[str]) -> tuple[list[Any], None] | None:
     """The calls as the model wrote them (before the runtime's strict check), or None if unparseable."""
-    from helpers.model.chat_format import parse_reply
+    from helpers.domain.chat_format import parse_reply
     from helpers.runtimes.base import ToolCall
 
     parsed = parse_reply(raw, known_tools=names)

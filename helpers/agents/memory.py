@@ -5,7 +5,7 @@ Introduced in notebook 05 (state and memory).
   agent's long-term memory (key/value per user, e.g. the customer id the user gave last week). Every
   write is committed at once, so a new process (a restarted kernel) opening the same file sees it all.
 - `count_tokens(messages)`: tokens of a chat as the workbook's model sees it (the chat template of
-  `helpers.model.chat_format`, tokenized with the model's own tokenizer from `helpers.paths.MODEL_DIR`).
+  `helpers.domain.chat_format`, tokenized with the model's own tokenizer from `helpers.paths.MODEL_DIR`).
 - `fit_to_budget(messages, max_tokens, keep_last=..., summarise=...)`: drop or summarise the oldest turns
   so a chat fits the model's context; it always keeps the system message and never separates a tool
   call from its result.
@@ -68,7 +68,8 @@ def check_message(message: Any) -> dict[str, Any]:
 
 
 class Facts:
-    """Notebook 05: the agent's long-term memory: string values by key, per user (a view on the store's `facts` table)."""
+    """Notebook 05: the agent's long-term memory: string values by key, per user (a view on the store's `facts`
+    table)."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
@@ -300,7 +301,7 @@ def count_text_tokens(text: str, tokenizer: Any = None) -> int:
 def count_tokens(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
                  tokenizer: Any = None, add_generation_prompt: bool = True) -> int:
     """Notebook 05: tokens of a chat as the model reads it: rendered with the chat template, then tokenized."""
-    from helpers.model.chat_format import render
+    from helpers.domain.chat_format import render
 
     for m in messages:
         check_message(m)
@@ -309,7 +310,7 @@ def count_tokens(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | N
 
 def message_tokens(messages: list[dict[str, Any]], tokenizer: Any = None) -> list[int]:
     """Notebook 05: tokens each message adds to the prompt (its markers included)."""
-    from helpers.model.chat_format import render_segments
+    from helpers.domain.chat_format import render_segments
 
     out = []
     for m in messages:
@@ -359,7 +360,8 @@ def fit_to_budget(messages: list[dict[str, Any]], max_tokens: int, *, keep_last:
                   summarise: Callable[[list[dict[str, Any]]], str] | None = None,
                   tools: list[dict[str, Any]] | None = None, reserve: int = 0, tokenizer: Any = None,
                   summary_prefix: str = "Summary of the earlier conversation: ") -> list[dict[str, Any]]:
-    """Notebook 05: the chat, shortened to fit `max_tokens` (minus `reserve` for the reply) by dropping the oldest turns.
+    """Notebook 05: the chat, shortened to fit `max_tokens` (minus `reserve` for the reply) by dropping the oldest
+    turns.
 
     Always kept: the leading system message(s) and the turns holding the last `keep_last` messages (at least
     the last turn). Turns are dropped whole, so a tool call is never separated from its result. With
@@ -411,6 +413,7 @@ def fit_to_budget(messages: list[dict[str, Any]], max_tokens: int, *, keep_last:
     return plain or system + [m for t in turns[len(turns) - n_keep:] for m in t]  # fits: checked above
 
 
-__all__ = ["ConversationStore", "ContextBudgetError", "Facts", "FastTokenizer", "StoreError", "UnknownSessionError", "brief_summary",
+__all__ = ["ConversationStore", "ContextBudgetError", "Facts", "FastTokenizer", "StoreError", "UnknownSessionError",
+           "brief_summary",
            "check_message", "count_text_tokens", "count_tokens", "extract_facts", "fit_to_budget", "load_tokenizer",
            "message_tokens", "split_turns", "with_customer_id"]

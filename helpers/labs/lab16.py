@@ -33,14 +33,18 @@ def check_llama_server_service(fn: Callable[[int], dict[str, Any]], port: int = 
         assert not problems, "the service fails the checks: " + "; ".join(problems)
         assert str(svc.get("image", "")).startswith("ghcr.io/ggml-org/llama.cpp:"), \
             "use llama.cpp's server image, ghcr.io/ggml-org/llama.cpp:<server build tag>"
-        assert svc.get("ports") == [f"127.0.0.1:{p}:{p}"], f"publish exactly '127.0.0.1:{p}:{p}' (got {svc.get('ports')})"
+        assert svc.get("ports") == [f"127.0.0.1:{p}:{p}"], \
+            f"publish exactly '127.0.0.1:{p}:{p}' (got {svc.get('ports')})"
         cmd = [str(x) for x in svc.get("command", [])]
-        assert "--port" in cmd and cmd[cmd.index("--port") + 1] == str(p), f"pass --port {p}: llama-server's default port is changing"
-        assert "--host" in cmd, "pass --host: llama-server listens on 127.0.0.1 by default, unreachable from outside the container"
+        assert "--port" in cmd and cmd[cmd.index("--port") + 1] == str(p), \
+            f"pass --port {p}: llama-server's default port is changing"
+        assert "--host" in cmd, \
+            "pass --host: llama-server listens on 127.0.0.1 by default, unreachable from outside the container"
         test = " ".join(svc.get("healthcheck", {}).get("test", []))
         assert "/health" in test and str(p) in test, f"probe /health on port {p} inside the container"
         user = str(svc.get("user", "root")).split(":")[0]
-        assert user not in ("root", "0", ""), "run as a non-root user (e.g. user: '65534:65534'); the server only reads the model"
+        assert user not in ("root", "0", ""), \
+            "run as a non-root user (e.g. user: '65534:65534'); the server only reads the model"
         assert any("/models" in str(v) and str(v).endswith(":ro") for v in svc.get("volumes", [])), \
             "mount the GGUF folder read-only at /models (a volume ending in ':ro')"
     _ok("the llama-server service passes the compose schema and the rules, on two ports")
@@ -61,7 +65,8 @@ def check_dockerfile_text(fn: Callable[[], str]) -> None:
     froms = [x["value"].split()[0] for x in ins if x["instruction"] == "FROM"]
     assert re.search(r":\d+\.\d+\.\d+", froms[-1]), f"pin the Python image to a patch release (got {froms[-1]})"
     hc = [x["value"] for x in ins if x["instruction"] == "HEALTHCHECK"][-1]
-    assert "curl" not in hc and "/v1/models" in hc, "probe /v1/models without curl (python -c 'import urllib.request; ...')"
+    assert "curl" not in hc and "/v1/models" in hc, \
+        "probe /v1/models without curl (python -c 'import urllib.request; ...')"
     assert any(x["instruction"] == "EXPOSE" and "8000" in x["value"] for x in ins), "EXPOSE 8000"
     cmd = [x["value"] for x in ins if x["instruction"] == "CMD"]
     assert cmd and "helpers" in cmd[-1] and "serve" in cmd[-1] and "--host" in cmd[-1], \

@@ -134,7 +134,8 @@ class VLLMServeConfig(BaseModel):
         img, tag = (self.image.rsplit(":", 1) + [""])[:2] if self.image and ":" in self.image else (self.image, "")
         if self.image:
             if self.device == "cpu" and img != CPU_IMAGE:
-                err("cuda-image-on-cpu", f"{self.image} is vLLM's CUDA image; on a CPU use {CPU_IMAGE}:v<version>-x86_64 "
+                err("cuda-image-on-cpu", f"{self.image} is vLLM's CUDA image; on a CPU use "
+                                         f"{CPU_IMAGE}:v<version>-x86_64 "
                                          "(run with --shm-size=4g --cap-add SYS_NICE --security-opt "
                                          "seccomp=unconfined)")
             if self.device == "cuda" and img == CPU_IMAGE:
