@@ -43,8 +43,9 @@ def _cmd_serve(a: argparse.Namespace) -> int:
     from helpers.registry import default_gguf
     from helpers.runtimes.server import serve
 
-    serve(a.model or default_gguf(), host=a.host, port=a.port, n_threads=a.threads)
-    return 0
+    return serve(a.model or default_gguf(), host=a.host, port=a.port, n_threads=a.threads, n_ctx=a.ctx,
+                 api_key_file=a.api_key_file, cors_origins=tuple(a.cors_origin), allowed_hosts=tuple(a.allowed_host),
+                 max_queue=a.max_queue, max_body_bytes=a.max_body_bytes)
 
 
 def _cmd_eval_toolcalls(a: argparse.Namespace) -> int:
@@ -54,6 +55,7 @@ def _cmd_eval_toolcalls(a: argparse.Namespace) -> int:
     if a.runtime is not None:
         check_runtime_name(a.runtime)
     cases = load_cases(a.path)
+    _check_model_arg(a.model)
     if a.constrained and (a.runtime or "").lower() != "embedded":
         raise ValueError("--constrained applies to the embedded runtime only: add --runtime embedded")
     rt = get_runtime(a.runtime, a.model, **({"constrained": a.constrained} if a.constrained else {}))
@@ -71,6 +73,14 @@ def _cmd_eval_toolcalls(a: argparse.Namespace) -> int:
             for c, p in zip(cases, preds):
                 f.write(json.dumps({"id": c["id"], "predicted": p}, ensure_ascii=False) + "\n")
     return 0
+
+
+def _check_model_arg(model: str | None) -> None:
+    """A --model that names a .gguf file is checked (missing, a folder, truncated) before a runtime loads it."""
+    if model and model.lower().endswith(".gguf"):
+        from helpers.runtimes.gguf_check import check_gguf_file
+
+        check_gguf_file(model)
 
 
 def _cmd_interpolate_run(a: argparse.Namespace) -> int:
@@ -114,6 +124,11 @@ def _cmd_doctor(a: argparse.Namespace) -> int:
 
     rep = report()
     print(json.dumps(rep, indent=1) if a.json else format_report(rep))
+    bad = [x["path"] for x in rep["artefacts"] if not x["ok"]]
+    if bad:
+        print(f"error: {len(bad)} shipped file(s) missing or changed ({', '.join(bad[:4])}"
+              f"{' ...' if len(bad) > 4 else ''}): see 'what to do' above", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -166,8 +181,12 @@ def _cmd_quantize(a: argparse.Namespace) -> int:
     from helpers.quant.quantize import quantize
     from helpers.registry import default_gguf
 
-    src = Path(a.src) if a.src else default_gguf()
+    from helpers.runtimes.gguf_check import check_gguf_file
+
+    src = check_gguf_file(Path(a.src) if a.src else default_gguf())
     out = Path(a.out) if a.out else BUILD / "quant"
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file: give a folder for the quantized files (default build/quant)")
     stem = src.stem.removesuffix("-f16")
     for qt in a.types:
         with warnings.catch_warnings(record=True) as caught:
@@ -194,7 +213,23 @@ def _cmd_bench_onnx(a: argparse.Namespace) -> int:
 def _cmd_eval_agent(a: argparse.Namespace) -> int:
     from helpers.agents.evaluate import eval_agent
 
+    _check_model_arg(a.model)
     return eval_agent(a)
+
+
+def _cmd_check_alerts(a: argparse.Namespace) -> int:
+    from helpers import monitoring as mon
+
+    if not mon.installed():
+        print(f"error: {mon.INSTALL_HINT}", file=sys.stderr)
+        return 2
+    for path, run in ((a.rules, mon.promtool_check_rules), (a.tests, mon.promtool_test_rules)):
+        try:
+            print(run(path).splitlines()[-1].strip(), "-", path)
+        except mon.PromtoolError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    return 0
 
 
 def _eval_agent_arguments(p: argparse.ArgumentParser) -> None:
@@ -293,6 +328,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8765)
     s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--ctx", type=int, default=2048, help="context size in tokens (default 2048, the model's)")
+    s.add_argument("--api-key-file", default=None,
+                   help="require this key (first line of the file) on every route but /health; the environment "
+                        "variable EDGE_SLM_API_KEY does the same")
+    s.add_argument("--cors-origin", action="append", default=[],
+                   help="let a web page from this origin call the server (repeatable; default: none)")
+    s.add_argument("--allowed-host", action="append", default=[],
+                   help="another Host header name to answer (default: 127.0.0.1, localhost, ::1 and --host)")
+    s.add_argument("--max-queue", type=int, default=16, help="requests that may wait for the model (more get 503)")
+    s.add_argument("--max-body-bytes", type=int, default=1_000_000, help="largest request body (more get 413)")
     s.set_defaults(func=_cmd_serve)
 
     w = sub.add_parser("interpolate-run", help="mix a run's final weights with the weights it started from")
@@ -374,15 +419,53 @@ def build_parser() -> argparse.ArgumentParser:
     cd = sub.add_parser("check-deploy", help="validate deploy/ compose files and Dockerfiles offline")
     cd.add_argument("paths", nargs="*", help="files to check (default: everything under deploy/)")
     cd.set_defaults(func=_cmd_check_deploy)
+
+    from helpers.monitoring.alerts import RULE_TESTS, RULES
+
+    k = sub.add_parser("check-alerts", help="promtool check rules and promtool test rules on the alerting rules")
+    k.add_argument("--rules", default=str(RULES), help="rule file (default: deploy/prometheus/alerts.yml)")
+    k.add_argument("--tests", default=str(RULE_TESTS), help="promtool test file (default: its alerts_test.yml)")
+    k.set_defaults(func=_cmd_check_alerts)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for the terminal: the message (its lines joined), never a traceback."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - an exception whose __str__ raises
+        text = ""
+    text = " | ".join(x.strip() for x in text.splitlines() if x.strip())[:800]
+    return text or type(exc).__name__
+
+
+# Errors whose message already says what to do; anything else is unexpected (exit 1, a hint to see the traceback).
+def _expected_errors() -> tuple[type[BaseException], ...]:
     from helpers.runtimes.base import RuntimeUnavailable
 
+    return (RuntimeUnavailable, OSError, ValueError, LookupError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; errors end as one line on stderr (EDGEAI_DEBUG=1 shows the traceback instead)."""
+    import os
+
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (RuntimeUnavailable, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's promise: one line, never a traceback
+        if os.environ.get("EDGEAI_DEBUG"):
+            raise
+        if isinstance(exc, ImportError):
+            print(f"error: a package is missing ({one_line(exc)}): install the workbook with `pip install -e .` "
+                  "(`python -m helpers doctor` lists what is missing)", file=sys.stderr)
+            return 2
+        if isinstance(exc, _expected_errors()):
+            print(f"error: {one_line(exc)}", file=sys.stderr)
+            return 2
+        print(f"error: unexpected {type(exc).__name__}: {one_line(exc)} (run again with EDGEAI_DEBUG=1 to see "
+              "where; please report it)", file=sys.stderr)
+        return 1

@@ -30,6 +30,10 @@ def compose_schema() -> dict[str, Any]:
     """The compose-spec JSON schema as vendored by check-jsonschema (no network)."""
     import importlib.resources
 
+    from helpers.domain.tools import jsonschema_module
+
+    jsonschema_module()  # first, so check_jsonschema's own import of jsonschema skips the slow optional parser
+
     ref = importlib.resources.files("check_jsonschema") / "builtin_schemas" / "vendor" / "compose-spec.json"
     return json.loads(ref.read_text(encoding="utf-8"))
 
@@ -45,9 +49,10 @@ def load_yaml(path: Path) -> Any:
 
 def schema_errors(doc: Any) -> list[str]:
     """Where `doc` breaks the compose specification (JSON-pointer-like path: message)."""
-    from jsonschema import Draft202012Validator
+    from helpers.domain.tools import jsonschema_module
 
-    v = Draft202012Validator(compose_schema())
+    schema = compose_schema()
+    v = jsonschema_module().Draft202012Validator(schema)
     return [f"{'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}"
             for e in sorted(v.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))]
 

@@ -223,8 +223,10 @@ def test_tool_that_raises_is_reported_to_the_model(shop):
     rt = ScriptedRuntime([ChatResult("scripted", "script", tool_calls=[ToolCall("c1", "explode", {"n": 1})]),
                           text("Sorry, the tool failed.")])
     res = Agent(rt, box).run("go")
-    assert res.ok and "disk on fire" in json.loads(rt.requests[1][-1]["content"])["error"]
+    assert "disk on fire" in json.loads(rt.requests[1][-1]["content"])["error"]
     assert res.steps[1].detail["error_type"] == "tool_failed"
+    # the model answered, but without the tool's result: not a success (issue 15)
+    assert not res.ok and res.answer == "Sorry, the tool failed." and "explode" in res.error
 
 
 def test_invalid_utf8_from_a_tool_reaches_the_model_as_valid_text():

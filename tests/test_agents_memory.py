@@ -44,7 +44,7 @@ def test_store_errors_are_clear_and_leave_the_session_unchanged(tmp_path):
         store.new_session("bo", session_id=sid)
     bad = tmp_path / "bad.sqlite"
     bad.write_bytes(b"garbage" * 300)
-    with pytest.raises(M.StoreError, match="move or delete"):
+    with pytest.raises(M.StoreCorrupt, match="move it aside"):
         M.ConversationStore(bad)
     other = tmp_path / "other.sqlite"
     db = sqlite3.connect(other)

@@ -170,6 +170,15 @@ def load_agent_cases(path: str | Path) -> list[dict[str, Any]]:
                 for t in turns):
             raise ValueError(f"{path}:{n}: a case needs 'turns': a list of {{'user': ..., 'expected_tool': ..., "
                              "'expected_arguments': {...}, 'expected_facts': [...]}}.")
+        for i, t in enumerate(turns):  # every field the scoring reads, checked before any model runs
+            for key, kind, what in (("expected_arguments", dict, "an object"), ("free_text", dict, "an object"),
+                                    ("expected_facts", list, "a list of strings"),
+                                    ("result_facts", list, "a list of strings")):
+                value = t.get(key, kind())
+                if not isinstance(value, kind) or (kind is list and not all(isinstance(x, str) for x in value)):
+                    raise ValueError(f"{path}:{n}: turn {i + 1}: '{key}' must be {what}, got "
+                                     f"{type(value).__name__}; fix the line or rebuild the file with "
+                                     "`python -m helpers eval-agent --write`.")
         case.setdefault("id", f"line-{n}")
         cases.append(case)
     if not cases:

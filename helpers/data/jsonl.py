@@ -17,7 +17,13 @@ def iter_jsonl(path: str | Path, missing: str) -> Iterator[tuple[int, Any]]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(missing)
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder: give a JSONL file (one case per line), e.g. data/eval/dev.jsonl.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text (byte {exc.start}): give a JSONL file.") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -67,7 +67,7 @@ def compact_json_text(text: str) -> str:
         return text
     try:
         return dump_json(json.loads(text))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         return text
 
 
@@ -154,6 +154,9 @@ def parse_reply(text: str, known_tools: tuple[str, ...] | list[str] = TOOL_NAMES
     except json.JSONDecodeError as exc:
         return ParsedReply(before, error={"type": "invalid_json", "raw": raw,
                                           "message": f"tool call is not valid JSON: {exc.msg} at {exc.pos}"})
+    except RecursionError:
+        return ParsedReply(before, error={"type": "invalid_json", "raw": raw,
+                                          "message": "tool call is JSON nested too deeply to read"})
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list) or not data:
@@ -168,7 +171,7 @@ def parse_reply(text: str, known_tools: tuple[str, ...] | list[str] = TOOL_NAMES
         if isinstance(args, str):
             try:
                 args = json.loads(args)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 pass
         if not isinstance(args, dict):
             return ParsedReply(before, error={"type": "bad_arguments", "raw": raw,

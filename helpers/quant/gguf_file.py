@@ -62,7 +62,9 @@ def check_gguf(path: str | Path) -> Path:
     if magic != GGUF_MAGIC:
         raise NotGGUFError(f"{path} is not a GGUF file: it starts with {magic!r}, not the magic bytes {GGUF_MAGIC!r}. "
                            "Convert a transformers folder with helpers.model.export.hf_to_gguf first.")
-    return path
+    from helpers.runtimes.gguf_check import check_gguf_file
+
+    return check_gguf_file(path)  # a truncated file is named as such, not left to fail deep inside gguf-py
 
 
 def reader(path: str | Path):

@@ -192,8 +192,9 @@ def validate_call(call: ToolCall, tools: list[dict[str, Any]] | None) -> dict[st
         return {"type": "unknown_tool", "message": f"model called unknown tool {call.name!r}; "
                                                    f"offered: {sorted(by_name)}"}
     schema = by_name[call.name].get("parameters") or {"type": "object"}
-    import jsonschema
+    from helpers.domain.tools import jsonschema_module
 
+    jsonschema = jsonschema_module()
     try:
         jsonschema.validate(call.arguments, schema)
     except jsonschema.ValidationError as exc:

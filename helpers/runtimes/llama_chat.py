@@ -87,7 +87,10 @@ def chat_completion_stream(llama, messages: list[dict[str, Any]], tools: list[di
     buf = ""
     mode = None  # "call" or "text", decided by the first visible piece (<tool_call> is a single token)
     finish = "stop"
+    n_out = 0
     for part in _completion(llama, toks, temperature, max_tokens, seed, True, grammar):
+        if part["choices"][0].get("finish_reason") is None:
+            n_out += 1  # one part per generated token, then a closing part: the count matches `usage` unstreamed
         piece = part["choices"][0]["text"]
         finish = part["choices"][0].get("finish_reason") or finish
         buf += piece
@@ -109,4 +112,6 @@ def chat_completion_stream(llama, messages: list[dict[str, Any]], tools: list[di
             finish = "tool_calls"
         else:  # malformed call text: pass it on as text so the caller sees what the model wrote
             yield chunk({"content": buf})
-    yield chunk({}, finish)
+    last = chunk({}, finish)
+    last["usage"] = {"prompt_tokens": len(toks), "completion_tokens": n_out, "total_tokens": len(toks) + n_out}
+    yield last  # the usage rides on the last chunk; the server sends it on as OpenAI's usage chunk when asked

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -18,7 +19,7 @@ from helpers.registry import default_gguf
 from helpers.runtimes.base import Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, Timer
 # the wire helpers live in helpers.runtimes.wire; imported here too so `openai_compat.decode_calls` keeps working
 from helpers.runtimes.wire import (call_text_error, decode_calls, free_port, http_get_json,  # noqa: F401
-                                   openai_wire_messages, result_from_chunks, stream_events)
+                                   openai_wire_messages, result_from_chunks, status_error, stream_events)
 
 
 class OpenAICompatRuntime(Runtime):
@@ -97,7 +98,7 @@ class OpenAICompatRuntime(Runtime):
                                      f"{self.how_to_start}") from None
         except openai.APIStatusError as exc:  # the server refused the request: say why, keep going
             return ChatResult(runtime=self.name, model=self.model, finish_reason="error", total_s=timer.elapsed,
-                              error={"type": "server_error", "message": f"HTTP {exc.status_code}: {exc.message}"})
+                              error=status_error(exc))
         choice = resp.choices[0]
         calls, err = decode_calls(choice.message.tool_calls or [], tools)
         err = err or call_text_error(choice.message.content or "", calls)
@@ -114,14 +115,23 @@ class OpenAICompatRuntime(Runtime):
         timer = Timer()
         kwargs = self._request(messages, tools, temperature, max_tokens, seed, stream=True)
 
+        failure: dict[str, str] = {}
+
         def chunks() -> Iterator[dict[str, Any]]:
             try:
                 for ch in self.client.chat.completions.create(**kwargs):
                     yield ch.model_dump()
             except openai.APIConnectionError as exc:
                 raise RuntimeUnavailable(f"{self.name}: lost the server at {self.base_url} ({exc})") from None
+            except openai.APIStatusError as exc:  # refused before the stream started (400, 404, 503 ...)
+                failure.update(status_error(exc))
+            except openai.APIError as exc:  # an error event in the stream: the answer so far is incomplete
+                failure.update(type="stream_failed", message=f"the server reported an error midway: {exc.message}")
 
-        yield from stream_events(chunks(), self.name, self.model, tools, timer)
+        for ev in stream_events(chunks(), self.name, self.model, tools, timer):
+            if ev.result is not None and failure:
+                ev.result.error, ev.result.finish_reason = dict(failure), "error"
+            yield ev
 
     def close(self) -> None:
         if self._client is not None:
@@ -145,7 +155,7 @@ class LlamaCppServerRuntime(OpenAICompatRuntime):
 
     name = "llamacpp"
     env_url = "EDGEAI_LLAMACPP_URL"
-    env_key = None
+    env_key = "EDGE_SLM_API_KEY"  # the server it starts reads the same variable (helpers.runtimes.server.API_KEY_ENV)
     how_to_start = "it starts by itself; if it fails, run `python -m helpers serve` to see the error"
 
     def __init__(self, model_path: str | Path | None = None, port: int | None = None, host: str = "127.0.0.1",
@@ -173,17 +183,30 @@ class LlamaCppServerRuntime(OpenAICompatRuntime):
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                          cwd=str(Path(__file__).resolve().parents[2]))
+        health = f"http://{self.host}:{self.port}/health"
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                tail = self.log_path.read_text()[-1500:]
+                tail = self.log_path.read_text(errors="replace")[-1500:].strip() or "(the log is empty)"
                 self.proc = None
                 raise RuntimeUnavailable(f"llamacpp: the server exited at start-up:\n{tail}")
-            if self.availability().ok and self.proc.poll() is None:
-                return
+            try:  # /health needs no key: 503 while the model loads, 200 when ready
+                with urllib.request.urlopen(health, timeout=1.0) as resp:  # noqa: S310 - our own 127.0.0.1 server
+                    ready = resp.status == 200
+            except (OSError, ValueError):
+                ready = False
+            if ready:
+                av = self.availability()
+                if av.ok:
+                    return
+                self.close()
+                raise RuntimeUnavailable(f"llamacpp: the server is up but refused /v1/models ({av.detail}); if it "
+                                         "asks for an API key, set EDGE_SLM_API_KEY in this process too")
             time.sleep(0.2)
         self.close()
-        raise RuntimeUnavailable(f"llamacpp: the server did not answer within {timeout:.0f} s; see {self.log_path}")
+        tail = self.log_path.read_text(errors="replace")[-800:].strip() if self.log_path.exists() else ""
+        raise RuntimeUnavailable(f"llamacpp: the server was not ready within {timeout:.0f} s; its log "
+                                 f"({self.log_path}): {tail or '(empty)'}")
 
     def close(self) -> None:
         super().close()

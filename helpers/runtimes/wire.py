@@ -106,6 +106,9 @@ def decode_calls(raw_calls: list[Any], tools: list[dict[str, Any]] | None) -> tu
         except json.JSONDecodeError as exc:
             return calls, {"type": "invalid_json", "message": f"arguments of {name} are not JSON: {exc.msg}",
                            "raw": str(args_text)}
+        except RecursionError:
+            return calls, {"type": "invalid_json", "message": f"arguments of {name} are nested too deeply",
+                           "raw": str(args_text)[:200]}
         except ValueError:
             return calls, {"type": "bad_arguments", "message": f"arguments of {name} are not a JSON object"}
         call = ToolCall(cid, name, args)
@@ -139,7 +142,7 @@ def stream_events(chunks: Iterable[dict[str, Any]], runtime: str, model: str,
 def result_from_chunks(chunks: list[dict[str, Any]], runtime: str, model: str,
                        tools: list[dict[str, Any]] | None) -> ChatResult:
     """Assemble streamed chat.completion.chunk dicts into one ChatResult."""
-    text, finish = "", "stop"
+    text, finish = "", None
     calls: dict[int, dict[str, Any]] = {}
     for ch in chunks:
         choice = ch["choices"][0]
@@ -153,8 +156,24 @@ def result_from_chunks(chunks: list[dict[str, Any]], runtime: str, model: str,
             slot["function"]["arguments"] += f.get("arguments") or ""
         finish = choice.get("finish_reason") or finish
     decoded, err = decode_calls([calls[k] for k in sorted(calls)], tools)
+    if finish is None:  # a stream that ended without a finish reason was cut: never read it as "stop"
+        return ChatResult(runtime=runtime, model=model, content=text, tool_calls=decoded, finish_reason="error",
+                          error={"type": "stream_incomplete", "message": "the stream ended without a finish reason "
+                                 f"after {len(text)} characters: the answer is incomplete"})
     return ChatResult(runtime=runtime, model=model, content=text, tool_calls=decoded,
                       error=err or call_text_error(text, decoded), finish_reason=finish)
+
+
+def status_error(exc: Any) -> dict[str, str]:
+    """A structured error from an HTTP error answer of an OpenAI-compatible server (`openai.APIStatusError`):
+    a context overflow is told apart from other refusals, so an agent does not retry it as a bad tool call."""
+    body = exc.body if isinstance(getattr(exc, "body", None), dict) else {}
+    err = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+    code = str(err.get("code") or "")
+    message = str(err.get("message") or exc.message)
+    overflow = code == "context_length_exceeded" or "context" in message.lower() and "token" in message.lower()
+    return {"type": "context_overflow" if overflow else "server_error",
+            "message": f"HTTP {exc.status_code}: {message}"[:500]}
 
 
 def call_text_error(content: str, calls: list[ToolCall]) -> dict[str, str] | None:
