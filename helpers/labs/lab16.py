@@ -65,8 +65,8 @@ def check_dockerfile_text(fn: Callable[[], str]) -> None:
     froms = [x["value"].split()[0] for x in ins if x["instruction"] == "FROM"]
     assert re.search(r":\d+\.\d+\.\d+", froms[-1]), f"pin the Python image to a patch release (got {froms[-1]})"
     hc = [x["value"] for x in ins if x["instruction"] == "HEALTHCHECK"][-1]
-    assert "curl" not in hc and "/v1/models" in hc, \
-        "probe /v1/models without curl (python -c 'import urllib.request; ...')"
+    assert "curl" not in hc and "/health" in hc, \
+        "probe /health without curl (python -c 'import urllib.request; ...'): it is the route that needs no key"
     assert any(x["instruction"] == "EXPOSE" and "8000" in x["value"] for x in ins), "EXPOSE 8000"
     cmd = [x["value"] for x in ins if x["instruction"] == "CMD"]
     assert cmd and "helpers" in cmd[-1] and "serve" in cmd[-1] and "--host" in cmd[-1], \
