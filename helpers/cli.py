@@ -263,6 +263,33 @@ def _eval_agent_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=123, help="with --write: the seed")
 
 
+def _cmd_bench_serve(a: argparse.Namespace) -> int:
+    from helpers.bench_serve import cmd_bench_serve
+
+    return cmd_bench_serve(a)
+
+
+def _cmd_build_bench_model(a: argparse.Namespace) -> int:
+    from helpers.bench_model import BenchShape, build_bench_model, decode_tokens_per_s
+    from helpers.preflight import memory_bandwidth
+
+    paths = build_bench_model(BenchShape(hidden=a.hidden, layers=a.layers, intermediate=a.intermediate))
+    bw = memory_bandwidth() / 1e9
+    print(f"copy bandwidth {bw:.1f} GB/s; random-weight model (answers mean nothing), decode with "
+          f"{a.threads} thread(s):")
+    for q, p in paths.items():
+        size = p.stat().st_size
+        tps = decode_tokens_per_s(p, a.threads)
+        print(f"  {q:7} {size / 1e6:8.1f} MB  {tps:7.1f} tokens/s  bound {bw * 1e9 / size:7.1f} tokens/s  {p}")
+    return 0
+
+
+def _cmd_check_deploy(a: argparse.Namespace) -> int:
+    from helpers.deploy_check import cmd_check_deploy
+
+    return cmd_check_deploy(a)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -397,6 +424,25 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("eval-agent", help="task completion of the single agent on scripted multi-step requests")
     _eval_agent_arguments(g)
     g.set_defaults(func=_cmd_eval_agent)
+    bs = sub.add_parser("bench-serve", help="every runtime side by side: TTFT, TPOT, ITL, E2E, tokens/s, goodput")
+    bs.add_argument("--runtimes", default=None, help="comma-separated names (default: every runtime it knows)")
+    bs.add_argument("--concurrency", default="1,2,4,8", help="concurrency levels, e.g. 1,2,4,8")
+    bs.add_argument("--requests", type=int, default=16, help="requests per level (the same prompts everywhere)")
+    bs.add_argument("--max-tokens", type=int, default=32)
+    bs.add_argument("--slo-ttft-ms", type=float, default=None, help="goodput SLO on time to first token")
+    bs.add_argument("--slo-tpot-ms", type=float, default=None, help="goodput SLO on time per output token")
+    bs.add_argument("--json", default=None, help="also write rows and skip reasons to this JSON file")
+    bs.set_defaults(func=_cmd_bench_serve)
+    bm = sub.add_parser("build-bench-model",
+                        help="build a random-weight Llama (speed only) and measure decode vs bandwidth")
+    bm.add_argument("--hidden", type=int, default=1024)
+    bm.add_argument("--layers", type=int, default=24)
+    bm.add_argument("--intermediate", type=int, default=2816)
+    bm.add_argument("--threads", type=int, default=1)
+    bm.set_defaults(func=_cmd_build_bench_model)
+    cd = sub.add_parser("check-deploy", help="validate deploy/ compose files and Dockerfiles offline")
+    cd.add_argument("paths", nargs="*", help="files to check (default: everything under deploy/)")
+    cd.set_defaults(func=_cmd_check_deploy)
 
     from helpers.monitoring.alerts import RULE_TESTS, RULES
 
