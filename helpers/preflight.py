@@ -11,16 +11,16 @@ the workbook measures the real ones in its notebooks.
 from __future__ import annotations
 
 import os
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helpers.machine import X86_FEATURES, cpu_features  # noqa: F401 (re-exported for notebook 00)
+
 # Types a learner can quantize to, largest first (llama.cpp's quantize names -> the ggml type of most weights).
 QUANT_STEPS = (("Q8_0", "Q8_0"), ("Q6_K", "Q6_K"), ("Q5_K_M", "Q5_K"), ("Q4_K_M", "Q4_K"), ("Q3_K_M", "Q3_K"),
                ("Q2_K", "Q2_K"))
-X86_FEATURES = ("sse3", "ssse3", "avx", "f16c", "fma", "avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni")
 HEADROOM = 0.80  # plan to use at most this share of what is free: the OS, the notebook and the page cache need room
 
 
@@ -118,23 +118,6 @@ def memory_bandwidth(mib: int = 256, repeats: int = 5) -> float:
         np.copyto(dst, src)
         times.append(time.perf_counter() - t0)
     return 2 * src.nbytes / sorted(times)[len(times) // 2]
-
-
-def cpu_features() -> dict[str, bool]:
-    """The x86 SIMD features llama.cpp's CPU kernels use, from /proc/cpuinfo (empty off Linux x86)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
-    flags: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            flags = set(line.split(":", 1)[1].split())
-            break
-    if platform.machine().lower() in ("aarch64", "arm64"):
-        return {"neon (asimd)": "asimd" in flags, "dotprod (asimddp)": "asimddp" in flags, "sve": "sve" in flags}
-    aliases = {"sse3": "pni"}  # /proc/cpuinfo names SSE3 after its code name, Prescott New Instructions
-    return {f: aliases.get(f, f) in flags for f in X86_FEATURES}
 
 
 def gpus() -> list[dict[str, Any]]:

@@ -40,9 +40,15 @@ def model_bytes(folder: str | Path) -> int:
 build_genai = hf_to_onnx_genai
 
 
-def quantize_int8(src_dir: str | Path, dst_dir: str | Path, per_channel: bool = False) -> Path:
-    """Copy an ORT GenAI folder with its MatMul/Gather weights quantized to int8 (ORT dynamic) (notebook 10)."""
+def quantize_int8(src_dir: str | Path, dst_dir: str | Path, per_channel: bool = False,
+                  reduce_range: bool | None = None) -> Path:
+    """Copy an ORT GenAI folder with its MatMul/Gather weights quantized to int8 (ORT dynamic) (notebook 10).
+
+    `reduce_range=None` decides for this CPU: 7-bit weights where ONNX Runtime's int8 kernel would saturate
+    (x86 without VNNI; see `helpers.machine.int8_reduce_range`)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from helpers.machine import int8_reduce_range
 
     src = check_genai_folder(src_dir)
     dst = Path(dst_dir)
@@ -55,7 +61,8 @@ def quantize_int8(src_dir: str | Path, dst_dir: str | Path, per_channel: bool = 
     for p in src.iterdir():  # config, tokenizer, chat template: everything but the model's own files
         if p.is_file() and not p.name.startswith(name):
             shutil.copy2(p, tmp / p.name)
-    quantize_dynamic(str(src / name), str(tmp / name), weight_type=QuantType.QInt8, per_channel=per_channel)
+    quantize_dynamic(str(src / name), str(tmp / name), weight_type=QuantType.QInt8, per_channel=per_channel,
+                     reduce_range=int8_reduce_range() if reduce_range is None else reduce_range)
     shutil.rmtree(dst, ignore_errors=True)
     os.replace(tmp, dst)
     return dst
