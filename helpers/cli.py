@@ -71,6 +71,20 @@ def _cmd_eval_toolcalls(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_build_llama_server(a: argparse.Namespace) -> int:
+    from helpers.runtimes.llama_build import LlamaBuildError, build_llama_server, recorded_build_seconds
+
+    try:
+        b = build_llama_server(jobs=a.jobs)
+    except LlamaBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    took = b.build_seconds if not b.cached else recorded_build_seconds()
+    print(f"llama-server: {b.server}\nllama-bench: {b.bench}\n"
+          + (f"already built (the build took {took:.0f} s)" if b.cached and took else f"built in {took:.0f} s"))
+    return 0
+
+
 def _cmd_interpolate_run(a: argparse.Namespace) -> int:
     from helpers.model.pipeline import interpolate_run
 
@@ -216,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8765)
     s.add_argument("--threads", type=int, default=None)
     s.set_defaults(func=_cmd_serve)
+
+    bl = sub.add_parser("build-llama-server", help="build llama.cpp's llama-server and llama-bench once (CPU, ~10 min)")
+    bl.add_argument("--jobs", type=int, default=None, help="parallel compile jobs (default: all cores)")
+    bl.set_defaults(func=_cmd_build_llama_server)
 
     w = sub.add_parser("interpolate-run", help="mix a run's final weights with the weights it started from")
     w.add_argument("run", help="a training run folder (train-model --init-from ... --out RUN)")

@@ -1,5 +1,5 @@
-"""Runtimes: one interface over embedded, llamacpp, foundry, ollama, vllm and openai (notebook 00), plus
-two reference runtimes for comparing exports: transformers and ortgenai.
+"""Runtimes: one interface over embedded, llamacpp, llamaserver (llama.cpp's C++ server, notebook 11), foundry,
+ollama, vllm and openai (notebook 00), plus two reference runtimes for comparing exports: transformers and ortgenai.
 
 `get_runtime()` reads `EDGEAI_RUNTIME` (auto or a name) and `EDGEAI_MODEL`. `auto` takes the first
 server a learner runs (Ollama, vLLM, an OpenAI-compatible URL) and otherwise the embedded runtime, which
@@ -21,6 +21,7 @@ AUTO_ORDER = ("ollama", "vllm", "openai", "embedded")  # openai only when its UR
 _CLASSES: dict[str, tuple[str, str, str]] = {
     "embedded": ("helpers.runtimes.embedded", "EmbeddedRuntime", "model_path"),
     "llamacpp": ("helpers.runtimes.openai_compat", "LlamaCppServerRuntime", "model_path"),
+    "llamaserver": ("helpers.runtimes.llama_server", "LlamaServerRuntime", "model_path"),
     "foundry": ("helpers.runtimes.foundry", "FoundryRuntime", "model_dir"),
     "ollama": ("helpers.runtimes.ollama", "OllamaRuntime", "model"),
     "vllm": ("helpers.runtimes.openai_compat", "VLLMRuntime", "model"),
@@ -66,7 +67,7 @@ def get_runtime(name: str | None = None, model: str | None = None, **kwargs: Any
                 return rt
         raise RuntimeUnavailable("No runtime is available, not even the embedded one: run `python -m helpers "
                                  "doctor` to see what is missing.")
-    if key == "llamacpp":  # starts a server: only when asked for by name
+    if key in ("llamacpp", "llamaserver"):  # starts a server: only when asked for by name
         return _factory(key)(model=model, **kwargs)
     rt = _factory(key)(model=model, **kwargs)
     av = rt.availability()
@@ -95,6 +96,11 @@ def survey() -> list[Availability]:
             from helpers.runtimes.openai_compat import llamacpp_startable
 
             rows.append(llamacpp_startable())
+            continue
+        if name == "llamaserver":
+            from helpers.runtimes.llama_server import llamaserver_startable
+
+            rows.append(llamaserver_startable())
             continue
         try:
             rows.append(_factory(name)().availability())
