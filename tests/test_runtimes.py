@@ -38,7 +38,8 @@ def test_auto_falls_back_to_embedded(monkeypatch):
     rt = get_runtime("auto")
     assert rt.name == "embedded"
     names = {r.name: r for r in survey()}
-    assert set(names) == {"embedded", "llamacpp", "llamaserver", "foundry", "ollama", "vllm", "openai", "transformers", "ortgenai"}
+    assert set(names) == {"embedded", "llamacpp", "llamaserver", "foundry", "ollama", "vllm", "openai", "transformers",
+                          "ortgenai"}
     assert names["embedded"].ok and not names["ollama"].ok and names["ollama"].fix
 
 
