@@ -192,3 +192,56 @@ def test_tools_are_either_tool_calls_or_said_to_be_not_offered(server, tools):
     else:
         assert not res.tool_calls and res.error["type"] == "tools_not_offered"
         assert "not offered on this runtime" in res.error["message"]
+
+
+# --- lab 11's checks fail on wrong answers, with a hint ---------------------------------------------------
+def test_lab11_throughput_check_catches_wrong_answers():
+    from helpers.labs.lab11 import check_throughput
+
+    def right(text):
+        m = parse_metrics(text)
+        rate = lambda a, b: m[a] / m[b] if m[b] else 0.0
+        return {"prompt_tps": rate("llamacpp:prompt_tokens_total", "llamacpp:prompt_seconds_total"),
+                "gen_tps": rate("llamacpp:tokens_predicted_total", "llamacpp:tokens_predicted_seconds_total"),
+                "requests_processing": m["llamacpp:requests_processing"]}
+
+    check_throughput(right)
+    swapped = lambda text: {**right(text), "gen_tps": right(text)["prompt_tps"]}
+    with pytest.raises(AssertionError, match="gen_tps .* tokens/s is the tokens counter divided by"):
+        check_throughput(swapped)
+
+    def unguarded(text):
+        m = parse_metrics(text)
+        return {**right(text), "gen_tps": m["llamacpp:tokens_predicted_total"] / m["llamacpp:tokens_predicted_seconds_total"]}
+
+    with pytest.raises((AssertionError, ZeroDivisionError)):
+        check_throughput(unguarded)
+
+
+def test_lab11_outcome_check_catches_wrong_answers():
+    from helpers.labs.lab11 import check_outcomes
+
+    def right(got, refs):
+        counts = {}
+        for g, r in zip(got, refs):
+            counts[classify(g, r)] = counts.get(classify(g, r), 0) + 1
+        return counts
+
+    check_outcomes(right)
+
+    def text_only(got, refs):  # ignores the finish reason: a full text without it is not identical
+        return right([Answer(text=g.text, finish_reason=r.finish_reason, error=g.error) for g, r in zip(got, refs)],
+                     refs)
+
+    with pytest.raises(AssertionError, match=r"expected .* the full text without its finish reason\) is cut"):
+        check_outcomes(text_only)
+
+
+def test_lab11_health_check_catches_a_poller_that_never_gives_up():
+    from helpers.labs.lab11 import check_wait_healthy
+
+    def returns_at_once(root, timeout_s):
+        return [200]
+
+    with pytest.raises(AssertionError, match="must raise TimeoutError"):
+        check_wait_healthy(returns_at_once, LlamaServerRuntime)

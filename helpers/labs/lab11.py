@@ -11,7 +11,9 @@ import math
 import random
 import subprocess
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from itertools import pairwise
+from typing import Any
 
 from helpers.runtimes.probe import OUTCOMES, Answer, classify
 
@@ -44,7 +46,7 @@ def check_wait_healthy(fn: Callable[[str, float], list[int]], runtime_factory: C
         assert seen[-1] == 200, f"the last status must be 200 (ready); you returned {seen}"
         assert all(s in (0, 503, 200) for s in seen), (f"statuses are 503 while loading, 200 when ready (0 if "
                                                        f"nothing answered yet); you returned {seen}")
-        assert all(a != b for a, b in zip(seen, seen[1:])), f"collapse repeats: {seen} has the same status twice"
+        assert all(a != b for a, b in pairwise(seen)), f"collapse repeats: {seen} has the same status twice"
         assert proc.poll() is None, "the server stopped while you polled it"
     finally:
         proc.terminate()
@@ -97,6 +99,8 @@ def _fresh_pair(rng: random.Random) -> tuple[Answer, Answer]:
     if kind == "lost":
         return Answer(text="", finish_reason=rng.choice([None, "stop"])), ref
     if kind == "cut":
+        if rng.random() < 0.3:  # the whole text, but the stream ended without its finish reason
+            return Answer(text=ref.text, finish_reason=None), ref
         cut = rng.randint(1, len(ref.text) - 1)
         return Answer(text=ref.text[:cut], finish_reason=rng.choice([None, "length"])), ref
     if kind == "error":

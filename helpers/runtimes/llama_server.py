@@ -19,8 +19,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from helpers.runtimes.base import Availability, ChatResult, RuntimeUnavailable, StreamEvent
 from helpers.runtimes.openai_compat import OpenAICompatRuntime, free_port
@@ -38,7 +39,7 @@ def http_status(url: str, api_key: str | None = None, timeout: float = 2.0, meth
         hdrs.setdefault("Content-Type", "application/json")
     req = urllib.request.Request(url, data=body, headers=hdrs, method=method)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (a 127.0.0.1 URL we built)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", "replace")
@@ -226,10 +227,10 @@ class LlamaServerRuntime(OpenAICompatRuntime):
             self.proc = None
 
     def __del__(self) -> None:
-        try:
+        import contextlib
+
+        with contextlib.suppress(OSError, RuntimeError, AttributeError):
             self.close()
-        except Exception:
-            pass
 
 
 def parse_metrics(text: str) -> dict[str, float]:

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 OUTCOMES = ("identical", "cut", "lost", "different", "error")
 
@@ -141,7 +141,7 @@ def concurrency_probe(base_url: str, model: str, prompts: list[str], *, concurre
         answers: list[Answer | None] = [None] * concurrency
         barrier = threading.Barrier(concurrency)
 
-        def worker(i: int) -> None:
+        def worker(i: int, barrier: threading.Barrier = barrier, answers: list = answers) -> None:
             barrier.wait()
             answers[i] = ask(base_url, model, picks[i], stream=stream, max_tokens=max_tokens, api_key=api_key,
                              timeout=timeout)
@@ -224,7 +224,7 @@ class StockServer:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> "StockServer":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
