@@ -183,7 +183,7 @@ class StockServer:
     """llama-cpp-python's server (`llama_cpp.server`) on 127.0.0.1 with a chosen `interrupt_requests`."""
 
     def __init__(self, model_path: str | Path, interrupt_requests: bool = True, port: int | None = None,
-                 threads: int = 1, startup_timeout: float = 60.0) -> None:
+                 threads: int = 1, startup_timeout: float = 60.0, wait: bool = True) -> None:
         from helpers.runtimes.openai_compat import free_port
 
         self.model_path = Path(model_path)
@@ -203,9 +203,15 @@ class StockServer:
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, cwd=str(ROOT))
+        self.startup_timeout = startup_timeout
+        if wait:
+            self.wait()
+
+    def wait(self) -> None:
+        """Wait until /v1/models answers (start several servers with wait=False, then wait for each)."""
         from helpers.runtimes.llama_server import http_status
 
-        deadline = time.time() + startup_timeout
+        deadline = time.time() + self.startup_timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited at start-up: {self.log_path.read_text()[-800:]}")
@@ -213,7 +219,7 @@ class StockServer:
                 return
             time.sleep(0.1)
         self.close()
-        raise RuntimeError(f"{self.name} did not answer within {startup_timeout:.0f} s; see {self.log_path}")
+        raise RuntimeError(f"{self.name} did not answer within {self.startup_timeout:.0f} s; see {self.log_path}")
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -223,6 +229,12 @@ class StockServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def __del__(self) -> None:
+        import contextlib
+
+        with contextlib.suppress(OSError, AttributeError):
+            self.close()
 
     def __enter__(self) -> Self:
         return self
