@@ -124,8 +124,9 @@ def test_health_metrics_and_which_model_answered(server):
 @needs_binaries
 def test_body_that_is_not_json_is_refused_and_the_server_carries_on(server):
     status, body = http_status(server.base_url + "/chat/completions", method="POST", body=b"{not json")
-    assert 400 <= status < 500, (status, body)
-    assert "error" in json.loads(body)
+    # this llama.cpp answers 500 (its JSON parser's exception is not classed as a bad request), with the reason
+    assert status in (400, 500), (status, body)
+    assert "parse error" in json.loads(body)["error"]["message"]
     assert server.chat([{"role": "user", "content": PROMPTS[1]}], max_tokens=8).content
 
 
