@@ -104,7 +104,9 @@ class LlamaServerRuntime(OpenAICompatRuntime):
         cmd = [str(found.server), "--model", str(self.model_path), "--alias", self.model_path.stem,
                "--host", self.host, "--port", str(self.port), "--parallel", str(self.parallel),
                "--ctx-size", str(self.ctx_per_slot * self.parallel), "--threads", str(self.threads),
-               "--threads-http", "2", "--jinja", "--no-webui"]
+               # HTTP threads mostly wait on the slots; with too few, a GET /health or /slots queues behind
+               # the running generations (measured: 2 threads and 2 busy slots left /slots unanswered)
+               "--threads-http", str(max(8, 2 * self.parallel + 2)), "--jinja", "--no-webui"]
         if self.metrics:
             cmd.append("--metrics")
         if self.server_key:
