@@ -4,6 +4,8 @@ the workbook's local OpenAI-compatible server (notebook 07).
 - `chat_client(runtime)`: an `OpenAIChatCompletionClient` for a runtime that has a `base_url` (the
   llama.cpp server of `get_runtime("llamacpp")`). The Chat Completions API, because llama.cpp's server
   has no Responses API (which `OpenAIChatClient` speaks).
+- `runtime_chat_client(runtime)`: an Agent Framework chat client over any workbook runtime, in-process
+  (notebook 12 runs it on Foundry Local's `ChatSession`); see `helpers/agents/maf_runtime.py`.
 - `shop_functions(path)`: the ten domain tools as plain functions the framework can run in its worker
   threads (a SQLite connection may not cross threads, so each call opens the shop itself).
 - `guard_middleware(guard, audit)`: the guardrails of notebook 06 as a framework function middleware.
@@ -25,14 +27,23 @@ from helpers.domain.tools import TOOL_NAMES, Shop
 _TELEMETRY: Any = None
 
 
-def chat_client(runtime: Any, api_key: str = "local") -> Any:
-    """An `OpenAIChatCompletionClient` for `runtime`'s OpenAI-compatible URL (notebook 07)."""
+def chat_client(runtime: Any, api_key: str | None = None) -> Any:
+    """An `OpenAIChatCompletionClient` for `runtime`'s OpenAI-compatible URL (notebook 07); the key is the
+    runtime's own (EDGE_SLM_API_KEY for the workbook's server) unless given."""
+    api_key = api_key or getattr(runtime, "api_key", None) or "local"
     base_url = getattr(runtime, "base_url", None)
     if not base_url:
         raise ValueError(f"{runtime!r} has no base_url: use a server runtime, e.g. get_runtime('llamacpp').")
     from agent_framework.openai import OpenAIChatCompletionClient
 
     return OpenAIChatCompletionClient(model=runtime.model, api_key=api_key, base_url=base_url)
+
+
+def runtime_chat_client(runtime: Any, **kwargs: Any) -> Any:
+    """A framework chat client whose model is a workbook runtime, called in-process (notebook 12)."""
+    from helpers.agents.maf_runtime import RuntimeChatClient
+
+    return RuntimeChatClient(runtime, **kwargs)
 
 
 def shop_functions(path: str | Path, names: list[str] | tuple[str, ...] | None = None) -> list[Callable[..., Any]]:
@@ -172,4 +183,5 @@ def answered_by(response: Any, runtime: Any) -> str:
     return f"{getattr(runtime, 'name', 'server')}/{model or runtime.model}"
 
 
-__all__ = ["answered_by", "chat_client", "guard_middleware", "in_memory_telemetry", "shop_functions", "span_table"]
+__all__ = ["answered_by", "chat_client", "guard_middleware", "in_memory_telemetry", "runtime_chat_client",
+           "shop_functions", "span_table"]

@@ -25,7 +25,7 @@ def _ok(msg: str) -> None:
 def check_wait_healthy(fn: Callable[[str, float], list[int]], runtime_factory: Callable[..., Any]) -> None:
     """Lab 11, task 1: `fn(root_url, timeout_s)` polls /health until 200 and returns the statuses it saw in
     order (repeats collapsed); it raises TimeoutError when nothing becomes healthy in time."""
-    from helpers.runtimes.openai_compat import free_port
+    from helpers.runtimes.wire import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
     t0 = time.perf_counter()

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from helpers.runtimes.base import Availability, ChatResult, RuntimeUnavailable, StreamEvent
-from helpers.runtimes.openai_compat import OpenAICompatRuntime, free_port
+from helpers.runtimes.openai_compat import OpenAICompatRuntime
+from helpers.runtimes.wire import free_port
 
 TOOLS_NOT_OFFERED = "tool calls are not offered on this runtime"
 
@@ -69,7 +70,7 @@ class LlamaServerRuntime(OpenAICompatRuntime):
                  api_key: str | None = None, metrics: bool = True, extra_args: tuple[str, ...] = (),
                  start: bool = True, startup_timeout: float = 60.0) -> None:
         from helpers.runtimes.base import default_threads
-        from helpers.runtimes.embedded import default_gguf
+        from helpers.registry import default_gguf
 
         self.model_path = Path(model_path) if model_path else default_gguf()
         self.host, self.port = host, port or free_port()
@@ -248,7 +249,7 @@ def parse_metrics(text: str) -> dict[str, float]:
 
 def llamaserver_startable() -> Availability:
     """Whether `LlamaServerRuntime` can start (checked without starting it)."""
-    from helpers.runtimes.embedded import default_gguf
+    from helpers.registry import default_gguf
     from helpers.runtimes.llama_build import find_binaries, missing_build_tools
 
     found = find_binaries()

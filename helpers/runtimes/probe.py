@@ -184,7 +184,7 @@ class StockServer:
 
     def __init__(self, model_path: str | Path, interrupt_requests: bool = True, port: int | None = None,
                  threads: int = 1, startup_timeout: float = 60.0, wait: bool = True) -> None:
-        from helpers.runtimes.openai_compat import free_port
+        from helpers.runtimes.wire import free_port
 
         self.model_path = Path(model_path)
         self.interrupt_requests = interrupt_requests
