@@ -199,19 +199,26 @@ def test_lab11_throughput_check_catches_wrong_answers():
 
     def right(text):
         m = parse_metrics(text)
-        rate = lambda a, b: m[a] / m[b] if m[b] else 0.0
+
+        def rate(a, b):
+            return m[a] / m[b] if m[b] else 0.0
+
         return {"prompt_tps": rate("llamacpp:prompt_tokens_total", "llamacpp:prompt_seconds_total"),
                 "gen_tps": rate("llamacpp:tokens_predicted_total", "llamacpp:tokens_predicted_seconds_total"),
                 "requests_processing": m["llamacpp:requests_processing"]}
 
     check_throughput(right)
-    swapped = lambda text: {**right(text), "gen_tps": right(text)["prompt_tps"]}
+
+    def swapped(text):
+        return {**right(text), "gen_tps": right(text)["prompt_tps"]}
+
     with pytest.raises(AssertionError, match="gen_tps .* tokens/s is the tokens counter divided by"):
         check_throughput(swapped)
 
     def unguarded(text):
         m = parse_metrics(text)
-        return {**right(text), "gen_tps": m["llamacpp:tokens_predicted_total"] / m["llamacpp:tokens_predicted_seconds_total"]}
+        gen = m["llamacpp:tokens_predicted_total"] / m["llamacpp:tokens_predicted_seconds_total"]
+        return {**right(text), "gen_tps": gen}
 
     with pytest.raises((AssertionError, ZeroDivisionError)):
         check_throughput(unguarded)
