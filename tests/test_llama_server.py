@@ -251,3 +251,27 @@ def test_lab11_health_check_catches_a_poller_that_never_gives_up():
 
     with pytest.raises(AssertionError, match="must raise TimeoutError"):
         check_wait_healthy(returns_at_once, LlamaServerRuntime)
+
+
+@needs_binaries
+def test_the_server_does_not_outlive_a_killed_parent(tmp_path):
+    """A kernel killed with SIGKILL runs no cleanup: the server must still stop (Linux: PR_SET_PDEATHSIG)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("from helpers.runtimes.llama_server import LlamaServerRuntime; import sys, time; "
+            "rt = LlamaServerRuntime(parallel=1, ctx_per_slot=256); print(rt.proc.pid, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    server_pid = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(server_pid, signal.SIGTERM)
+    raise AssertionError("llama-server kept running after the process that started it was killed")

@@ -48,6 +48,25 @@ def http_status(url: str, api_key: str | None = None, timeout: float = 2.0, meth
         return 0, ""
 
 
+def _die_with_parent() -> None:  # pragma: no cover (runs in the child between fork and exec)
+    """Linux: the server gets SIGTERM when the process that started it dies, even by SIGKILL (a killed kernel)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+def orphan_guard():
+    """`preexec_fn` for a server process: tie it to this process on Linux when started from the main thread (the
+    signal follows the starting thread, and a worker thread may end long before the process)."""
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread():
+        return _die_with_parent
+    return None
+
+
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         try:
@@ -131,7 +150,8 @@ class LlamaServerRuntime(OpenAICompatRuntime):
         self.log_path = BUILD / f"llama-server-{self.port}.log"
         t0 = time.perf_counter()
         with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         preexec_fn=orphan_guard())  # noqa: PLW1509 (no threads are forked)
         self.health_log = []
         while time.perf_counter() - t0 < timeout:
             if self.proc.poll() is not None:

@@ -197,12 +197,14 @@ class StockServer:
         code = (f"from helpers.runtimes.probe import serve_stock; serve_stock({str(self.model_path)!r}, {self.port}, "
                 f"{interrupt_requests!r}, {threads})")
         from helpers.paths import BUILD, ROOT
+        from helpers.runtimes.llama_server import orphan_guard
 
         BUILD.mkdir(parents=True, exist_ok=True)
         self.log_path = BUILD / f"stock-server-{self.port}.log"
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=str(ROOT))
+                                         stdin=subprocess.DEVNULL, cwd=str(ROOT),
+                                         preexec_fn=orphan_guard())  # noqa: PLW1509
         self.startup_timeout = startup_timeout
         if wait:
             self.wait()
