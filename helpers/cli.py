@@ -48,6 +48,19 @@ def _cmd_serve(a: argparse.Namespace) -> int:
                  max_queue=a.max_queue, max_body_bytes=a.max_body_bytes)
 
 
+def _cmd_serve_ortgenai(a: argparse.Namespace) -> int:
+    from helpers.paths import ONNX_DIR
+    from helpers.runtimes.ortgenai_service import ServiceSettings, serve
+    from helpers.runtimes.server import read_api_key
+
+    settings = ServiceSettings(model_dir=Path(a.model_dir) if a.model_dir else ONNX_DIR / "int4",
+                               api_key=read_api_key(a.api_key_file) if a.api_key_file else None,
+                               max_concurrency=a.max_concurrency,
+                               max_queue=a.max_queue, request_timeout_s=a.timeout)
+    serve(settings, host=a.host, port=a.port, exit_with_parent=a.exit_with_parent)
+    return 0
+
+
 def _cmd_eval_toolcalls(a: argparse.Namespace) -> int:
     from helpers.eval import format_table, load_cases, predict, summarize
     from helpers.runtimes import check_runtime_name, get_runtime
@@ -264,6 +277,33 @@ def _eval_agent_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=123, help="with --write: the seed")
 
 
+def _cmd_bench_serve(a: argparse.Namespace) -> int:
+    from helpers.bench_serve import cmd_bench_serve
+
+    return cmd_bench_serve(a)
+
+
+def _cmd_build_bench_model(a: argparse.Namespace) -> int:
+    from helpers.bench_model import BenchShape, build_bench_model, decode_tokens_per_s
+    from helpers.preflight import memory_bandwidth
+
+    paths = build_bench_model(BenchShape(hidden=a.hidden, layers=a.layers, intermediate=a.intermediate))
+    bw = memory_bandwidth() / 1e9
+    print(f"copy bandwidth {bw:.1f} GB/s; random-weight model (answers mean nothing), decode with "
+          f"{a.threads} thread(s):")
+    for q, p in paths.items():
+        size = p.stat().st_size
+        tps = decode_tokens_per_s(p, a.threads)
+        print(f"  {q:7} {size / 1e6:8.1f} MB  {tps:7.1f} tokens/s  bound {bw * 1e9 / size:7.1f} tokens/s  {p}")
+    return 0
+
+
+def _cmd_check_deploy(a: argparse.Namespace) -> int:
+    from helpers.deploy_check import cmd_check_deploy
+
+    return cmd_check_deploy(a)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -331,6 +371,17 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--jobs", type=int, default=None, help="parallel compile jobs (default: all cores)")
     bl.set_defaults(func=_cmd_build_llama_server)
 
+    so = sub.add_parser("serve-ortgenai", help="run the ONNX Runtime GenAI service (OpenAI API, /health, /metrics)")
+    so.add_argument("--model-dir", default=None, help="ORT GenAI folder (default: data/onnx/int4)")
+    so.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    so.add_argument("--port", type=int, default=8766)
+    so.add_argument("--api-key-file", default=None, help="file whose first line is the API key clients must send")
+    so.add_argument("--max-concurrency", type=int, default=1, help="generations at once (default 1)")
+    so.add_argument("--max-queue", type=int, default=8, help="requests that may wait; more get 503 (default 8)")
+    so.add_argument("--timeout", type=float, default=60.0, help="seconds per request, waiting included (default 60)")
+    so.add_argument("--exit-with-parent", action="store_true", help="stop when the starting process is gone")
+    so.set_defaults(func=_cmd_serve_ortgenai)
+
     w = sub.add_parser("interpolate-run", help="mix a run's final weights with the weights it started from")
     w.add_argument("run", help="a training run folder (train-model --init-from ... --out RUN)")
     w.add_argument("--alpha", type=float, required=True, help="share of the run's final weights, 0 to 1")
@@ -391,6 +442,25 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("eval-agent", help="task completion of the single agent on scripted multi-step requests")
     _eval_agent_arguments(g)
     g.set_defaults(func=_cmd_eval_agent)
+    bs = sub.add_parser("bench-serve", help="every runtime side by side: TTFT, TPOT, ITL, E2E, tokens/s, goodput")
+    bs.add_argument("--runtimes", default=None, help="comma-separated names (default: every runtime it knows)")
+    bs.add_argument("--concurrency", default="1,2,4,8", help="concurrency levels, e.g. 1,2,4,8")
+    bs.add_argument("--requests", type=int, default=16, help="requests per level (the same prompts everywhere)")
+    bs.add_argument("--max-tokens", type=int, default=32)
+    bs.add_argument("--slo-ttft-ms", type=float, default=None, help="goodput SLO on time to first token")
+    bs.add_argument("--slo-tpot-ms", type=float, default=None, help="goodput SLO on time per output token")
+    bs.add_argument("--json", default=None, help="also write rows and skip reasons to this JSON file")
+    bs.set_defaults(func=_cmd_bench_serve)
+    bm = sub.add_parser("build-bench-model",
+                        help="build a random-weight Llama (speed only) and measure decode vs bandwidth")
+    bm.add_argument("--hidden", type=int, default=1024)
+    bm.add_argument("--layers", type=int, default=24)
+    bm.add_argument("--intermediate", type=int, default=2816)
+    bm.add_argument("--threads", type=int, default=1)
+    bm.set_defaults(func=_cmd_build_bench_model)
+    cd = sub.add_parser("check-deploy", help="validate deploy/ compose files and Dockerfiles offline")
+    cd.add_argument("paths", nargs="*", help="files to check (default: everything under deploy/)")
+    cd.set_defaults(func=_cmd_check_deploy)
 
     from helpers.monitoring.alerts import RULE_TESTS, RULES
 

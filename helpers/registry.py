@@ -48,6 +48,17 @@ ARTEFACTS: dict[str, str] = {
     "text-requests": "text/synth_templates.txt",
     "text-chat": "text/synth_chat.txt",
     "phrase-bank": "text/phrasebank.txt",
+    # answers recorded from runtime documentation and the course's quoted recipes (data/recorded/README.md)
+    "recorded-ollama-chat-tools-request": "recorded/ollama/chat_tools_request.json",
+    "recorded-ollama-chat-tools": "recorded/ollama/chat_tools.json",
+    "recorded-ollama-chat-stream-chunk": "recorded/ollama/chat_stream_chunk.json",
+    "recorded-ollama-chat-stream-final": "recorded/ollama/chat_stream_final.json",
+    "recorded-ollama-chat-unload": "recorded/ollama/chat_unload.json",
+    "recorded-ollama-ps": "recorded/ollama/ps.json",
+    "recorded-ollama-show": "recorded/ollama/show.json",
+    "recorded-ollama-create-status": "recorded/ollama/create_status.json",
+    "recorded-vllm-metrics": "recorded/vllm/metrics-docs.txt",
+    "course-recipes": "recorded/course/recipes.json",
 }
 
 

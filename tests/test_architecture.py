@@ -16,8 +16,12 @@ FACES = ["helpers.agents", "helpers.domain", "helpers.data", "helpers.model", "h
 
 @pytest.mark.parametrize("package", FACES)
 def test_every_name_a_face_offers_resolves(package):
+    import pkgutil
+
     pkg = importlib.import_module(package)
     assert pkg.__all__
+    # a face name equal to a submodule's would turn into that module once the submodule is imported
+    assert not set(pkg.__all__) & {m.name for m in pkgutil.iter_modules(pkg.__path__)}
     for name in pkg.__all__:
         assert getattr(pkg, name) is not None, f"{package}.{name}"
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):

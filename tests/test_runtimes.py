@@ -39,8 +39,9 @@ def test_auto_falls_back_to_embedded(monkeypatch):
     assert rt.name == "embedded"
     names = {r.name: r for r in survey()}
     assert set(names) == {"embedded", "llamacpp", "llamaserver", "foundry", "ollama", "vllm", "openai", "transformers",
-                          "ortgenai"}
+                          "ortgenai", "ortgenai-service"}
     assert names["embedded"].ok and not names["ollama"].ok and names["ollama"].fix
+    assert names["ortgenai-service"].ok and names["ortgenai-service"].models == ["edge-slm-int4"]  # nothing started
 
 
 def test_embedded_calls_a_tool_and_says_who_answered(embedded, tools):

@@ -4,7 +4,7 @@ Runtime. `from helpers.quant import measure` gives a module; the names below loa
 from helpers.face import lazy_face
 
 __getattr__, __dir__, __all__ = lazy_face(__name__, {
-    "quantize": ["FallbackWarning", "QuantResult", "estimate_size", "quantize", "valid_types"],
+    "quantize": ["FallbackWarning", "QuantResult", "estimate_size", "valid_types"],  # the function: quantize.quantize
     "gguf_file": ["NotGGUFError", "all_tensor_values", "fallback_tensors", "metadata", "tensor_table",
                   "tensor_values", "write_resized_gguf", "type_counts"],
 })

@@ -1,5 +1,6 @@
 """Runtimes: one interface over embedded, llamacpp, llamaserver (llama.cpp's C++ server, notebook 11), foundry,
-ollama, vllm and openai (notebook 00), plus two reference runtimes for comparing exports: transformers and ortgenai.
+ollama, vllm and openai (notebook 00), plus two reference runtimes for comparing exports: transformers and ortgenai,
+and the ONNX Runtime GenAI service (`ortgenai-service`, notebook 13).
 
 `get_runtime()` reads `EDGEAI_RUNTIME` (auto or a name) and `EDGEAI_MODEL`. `auto` takes the first
 server a learner runs (Ollama, vLLM, an OpenAI-compatible URL) and otherwise the embedded runtime, which
@@ -28,6 +29,7 @@ _CLASSES: dict[str, tuple[str, str, str]] = {
     "openai": ("helpers.runtimes.openai_compat", "OpenAICompatRuntime", "model"),
     "transformers": ("helpers.runtimes.reference", "TransformersRuntime", "model_dir"),
     "ortgenai": ("helpers.runtimes.reference", "OrtGenAIRuntime", "model_dir"),
+    "ortgenai-service": ("helpers.runtimes.ortgenai_runtime", "OrtGenAIServiceRuntime", "model_dir"),
 }
 
 
@@ -106,6 +108,11 @@ def survey() -> list[Availability]:
             from helpers.runtimes.llama_server import llamaserver_startable
 
             rows.append(llamaserver_startable())
+            continue
+        if name == "ortgenai-service":  # constructing it would start the service
+            from helpers.runtimes.ortgenai_runtime import ortgenai_service_startable
+
+            rows.append(ortgenai_service_startable())
             continue
         try:
             rows.append(_factory(name)().availability())

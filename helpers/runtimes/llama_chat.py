@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from helpers.domain.chat_format import CALL_START, dump_json, parse_reply, render
 # the one message normaliser lives in helpers.runtimes.wire; imported here too so old imports keep working
@@ -45,17 +46,15 @@ def _completion(llama, toks, temperature, max_tokens, seed, stream, grammar=None
                                    stream=stream, grammar=grammar)
 
 
-def chat_completion(llama, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
-                    temperature: float = 0.0, max_tokens: int = 256, seed: int = 123, model: str = "edge-slm",
-                    grammar=None) -> dict[str, Any]:
-    """An OpenAI chat.completion dict from the model; tool calls parsed, raw text kept in `x_raw`."""
-    toks = _tokens(llama, messages, tools, max_tokens)
-    t0 = time.perf_counter()
-    out = _completion(llama, toks, temperature, max_tokens, seed, False, grammar)
-    raw = out["choices"][0]["text"]
+def reply_message(raw: str, tools: list[dict[str, Any]] | None,
+                  finish: str = "stop") -> tuple[dict[str, Any], str, dict[str, str] | None]:
+    """The OpenAI assistant message of a raw reply, its finish reason and the parse error (or None).
+
+    Tool-call text becomes `tool_calls` (finish reason `tool_calls`); malformed call text stays in `content`, so
+    the caller sees what the model wrote, and the error says why it is not a call. Shared by the servers that
+    generate with the workbook's format (llama.cpp here, ONNX Runtime GenAI in `ortgenai_service`)."""
     parsed = parse_reply(raw, known_tools=[t.get("function", t)["name"] for t in tools or []])
     msg: dict[str, Any] = {"role": "assistant", "content": parsed.content}
-    finish = out["choices"][0].get("finish_reason") or "stop"
     if parsed.tool_calls:
         msg["tool_calls"] = [{"id": _call_id(), "type": "function",
                               "function": {"name": c["name"], "arguments": dump_json(c["arguments"])}}
@@ -64,18 +63,32 @@ def chat_completion(llama, messages: list[dict[str, Any]], tools: list[dict[str,
         finish = "tool_calls"
     elif parsed.error:
         msg["content"] = raw  # what the model wrote, for the caller to see; the error says why it is not a call
+    return msg, finish, parsed.error
+
+
+def chat_completion(llama, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
+                    temperature: float = 0.0, max_tokens: int = 256, seed: int = 123, model: str = "edge-slm",
+                    grammar=None) -> dict[str, Any]:
+    """An OpenAI chat.completion dict from the model; tool calls parsed, raw text kept in `x_raw`."""
+    toks = _tokens(llama, messages, tools, max_tokens)
+    t0 = time.perf_counter()
+    out = _completion(llama, toks, temperature, max_tokens, seed, False, grammar)
+    raw = out["choices"][0]["text"]
+    msg, finish, error = reply_message(raw, tools, out["choices"][0].get("finish_reason") or "stop")
     return {"id": "chatcmpl-" + uuid.uuid4().hex[:12], "object": "chat.completion", "created": int(time.time()),
             "model": model, "choices": [{"index": 0, "message": msg, "finish_reason": finish, "logprobs": None}],
             "usage": {"prompt_tokens": len(toks), "completion_tokens": out["usage"]["completion_tokens"],
                       "total_tokens": len(toks) + out["usage"]["completion_tokens"]},
-            "x_raw": raw, "x_error": parsed.error, "x_seconds": time.perf_counter() - t0}
+            "x_raw": raw, "x_error": error, "x_seconds": time.perf_counter() - t0}
 
 
-def chat_completion_stream(llama, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
-                           temperature: float = 0.0, max_tokens: int = 256, seed: int = 123,
-                           model: str = "edge-slm", grammar=None) -> Iterator[dict[str, Any]]:
-    """OpenAI chat.completion.chunk dicts. Text streams as it comes; a tool call is sent whole once closed."""
-    toks = _tokens(llama, messages, tools, max_tokens)
+def stream_chunks(pieces: Iterable[tuple[str, str | None]], tools: list[dict[str, Any]] | None, *,
+                  model: str = "edge-slm", prompt_tokens: int | None = None) -> Iterator[dict[str, Any]]:
+    """OpenAI chat.completion.chunk dicts from (text piece, finish reason or None) pairs as a model writes them.
+
+    Text streams as it comes; a tool call is sent whole once closed. A pair with finish reason None is one
+    generated token; with `prompt_tokens`, the last chunk carries `usage`. An exception raised by `pieces` goes to
+    the caller, which decides how to report it (a server sends an error event, never a silent end)."""
     cid = "chatcmpl-" + uuid.uuid4().hex[:12]
     created = int(time.time())
 
@@ -88,11 +101,10 @@ def chat_completion_stream(llama, messages: list[dict[str, Any]], tools: list[di
     mode = None  # "call" or "text", decided by the first visible piece (<tool_call> is a single token)
     finish = "stop"
     n_out = 0
-    for part in _completion(llama, toks, temperature, max_tokens, seed, True, grammar):
-        if part["choices"][0].get("finish_reason") is None:
+    for piece, fin in pieces:
+        if fin is None:
             n_out += 1  # one part per generated token, then a closing part: the count matches `usage` unstreamed
-        piece = part["choices"][0]["text"]
-        finish = part["choices"][0].get("finish_reason") or finish
+        finish = fin or finish
         buf += piece
         if mode is None:
             if not buf.strip():
@@ -113,5 +125,17 @@ def chat_completion_stream(llama, messages: list[dict[str, Any]], tools: list[di
         else:  # malformed call text: pass it on as text so the caller sees what the model wrote
             yield chunk({"content": buf})
     last = chunk({}, finish)
-    last["usage"] = {"prompt_tokens": len(toks), "completion_tokens": n_out, "total_tokens": len(toks) + n_out}
+    if prompt_tokens is not None:
+        last["usage"] = {"prompt_tokens": prompt_tokens, "completion_tokens": n_out,
+                         "total_tokens": prompt_tokens + n_out}
     yield last  # the usage rides on the last chunk; the server sends it on as OpenAI's usage chunk when asked
+
+
+def chat_completion_stream(llama, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
+                           temperature: float = 0.0, max_tokens: int = 256, seed: int = 123,
+                           model: str = "edge-slm", grammar=None) -> Iterator[dict[str, Any]]:
+    """OpenAI chat.completion.chunk dicts. Text streams as it comes; a tool call is sent whole once closed."""
+    toks = _tokens(llama, messages, tools, max_tokens)
+    parts = ((p["choices"][0]["text"], p["choices"][0].get("finish_reason"))
+             for p in _completion(llama, toks, temperature, max_tokens, seed, True, grammar))
+    yield from stream_chunks(parts, tools, model=model, prompt_tokens=len(toks))

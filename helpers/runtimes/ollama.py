@@ -8,7 +8,8 @@ how to start it) and the notebooks say so and use the workbook's own server inst
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from helpers.runtimes.base import Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, Timer
 from helpers.runtimes.wire import decode_calls, http_get_json, ollama_wire_messages
@@ -24,6 +25,76 @@ def ollama_host() -> str:
 
 # kept under its old name: Ollama's wire format is shaped in helpers.runtimes.wire
 to_ollama_messages = ollama_wire_messages
+
+
+def decode_tokens_per_s(resp: Any) -> float | None:
+    """Decode speed Ollama measured itself: eval_count / eval_duration (nanoseconds) * 1e9 (notebook 14)."""
+    count, ns = _get(resp, "eval_count"), _get(resp, "eval_duration")
+    return count / ns * 1e9 if count and ns else None
+
+
+def prefill_tokens_per_s(resp: Any) -> float | None:
+    """Prompt speed Ollama measured: prompt_eval_count / prompt_eval_duration (nanoseconds) * 1e9."""
+    count, ns = _get(resp, "prompt_eval_count"), _get(resp, "prompt_eval_duration")
+    return count / ns * 1e9 if count and ns else None
+
+
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
+
+def parse_chat_response(data: Any) -> Any:
+    """An /api/chat answer (a dict from JSON, recorded or live, or the client's object) as ollama.ChatResponse."""
+    import ollama
+
+    if isinstance(data, ollama.ChatResponse):
+        return data
+    if "message" not in data:  # the docs' final stream chunk omits it; a live one carries an empty message
+        data = {**data, "message": {"role": "assistant", "content": ""}}
+    return ollama.ChatResponse.model_validate(data)
+
+
+def result_from_ollama(resp: Any, tools: list[dict[str, Any]] | None, model: str | None = None,
+                       total_s: float = 0.0) -> ChatResult:
+    """One ChatResult from an /api/chat answer; the same code reads live and recorded answers (notebook 14).
+
+    Ollama returns tool-call arguments as a JSON object (OpenAI: a string); they are checked against the
+    offered tools' schemas like every other runtime's."""
+    resp = parse_chat_response(resp)
+    msg = resp.message
+    raw_calls = [{"id": f"call_{i}", "function": {"name": c.function.name, "arguments": dict(c.function.arguments)}}
+                 for i, c in enumerate(msg.tool_calls or [])]
+    calls, err = decode_calls(raw_calls, tools)
+    return ChatResult(runtime="ollama", model=model or resp.model or "?", content=msg.content or "",
+                      tool_calls=calls, error=err,
+                      finish_reason="tool_calls" if calls else (resp.done_reason or "stop"),
+                      prompt_tokens=resp.prompt_eval_count or 0, completion_tokens=resp.eval_count or 0,
+                      total_s=total_s or (resp.total_duration or 0) / 1e9)
+
+
+def ollama_error(exc: Exception, model: str) -> dict[str, str]:
+    """A structured error for an Ollama ResponseError, with what to do about it."""
+    text = str(getattr(exc, "error", exc))
+    if "does not support tools" in text:
+        return {"type": "no_tools_capability",
+                "message": f"Ollama model {model!r} has no 'tools' capability ({text}): give it a TEMPLATE that uses "
+                           ".Tools and .ToolCalls (notebook 14 renders one), or pick a model whose `ollama show` "
+                           "lists tools"}
+    if "not found" in text:
+        return {"type": "model_not_found", "message": f"{text}: `ollama pull {model}` or register it (notebook 14)"}
+    return {"type": "server_error", "message": f"HTTP {getattr(exc, 'status_code', '?')}: {text}"}
+
+
+def require_capability(show: Any, capability: str = "tools", model: str = "") -> None:
+    """Raise ValueError unless /api/show lists `capability` (e.g. tools) for the model."""
+    caps = _get(show, "capabilities")
+    if caps is None:
+        raise ValueError(f"Ollama did not report capabilities for {model or 'this model'} (an Ollama older than "
+                         "0.6?): update Ollama, or try one request with tools and read the error")
+    if capability not in caps:
+        raise ValueError(f"Ollama model {model or '?'} lacks the {capability!r} capability (it has {list(caps)}): "
+                         "register it with a TEMPLATE that uses .Tools/.ToolCalls, or choose a model whose "
+                         f"`ollama show` lists {capability}")
 
 
 class OllamaRuntime(Runtime):
@@ -72,6 +143,7 @@ class OllamaRuntime(Runtime):
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
              temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> ChatResult:
         import httpx
+        import ollama
 
         timer = Timer()
         try:
@@ -80,14 +152,10 @@ class OllamaRuntime(Runtime):
         except (httpx.ConnectError, ConnectionError) as exc:
             raise RuntimeUnavailable(f"ollama: lost the server at {self.host} ({exc}); "
                                      "is `ollama serve` running?") from None
-        msg = resp.message
-        raw_calls = [{"id": f"call_{i}", "function": {"name": c.function.name, "arguments": dict(c.function.arguments)}}
-                     for i, c in enumerate(msg.tool_calls or [])]
-        calls, err = decode_calls(raw_calls, tools)
-        return ChatResult(runtime=self.name, model=self.model, content=msg.content or "", tool_calls=calls, error=err,
-                          finish_reason="tool_calls" if calls else (resp.done_reason or "stop"),
-                          prompt_tokens=resp.prompt_eval_count or 0, completion_tokens=resp.eval_count or 0,
-                          total_s=timer.elapsed)
+        except ollama.ResponseError as exc:  # e.g. "... does not support tools": say what to do, keep going
+            return ChatResult(runtime=self.name, model=self.model, finish_reason="error", total_s=timer.elapsed,
+                              error=ollama_error(exc, self.model))
+        return result_from_ollama(resp, tools, self.model, total_s=timer.elapsed)
 
     def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
                temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> Iterator[StreamEvent]:
