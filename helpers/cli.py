@@ -88,6 +88,20 @@ def _cmd_eval_toolcalls(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_build_llama_server(a: argparse.Namespace) -> int:
+    from helpers.runtimes.llama_build import LlamaBuildError, build_llama_server, recorded_build_seconds
+
+    try:
+        b = build_llama_server(jobs=a.jobs)
+    except LlamaBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    took = b.build_seconds if not b.cached else recorded_build_seconds()
+    print(f"llama-server: {b.server}\nllama-bench: {b.bench}\n"
+          + (f"already built (the build took {took:.0f} s)" if b.cached and took else f"built in {took:.0f} s"))
+    return 0
+
+
 def _check_model_arg(model: str | None) -> None:
     """A --model that names a .gguf file is checked (missing, a folder, truncated) before a runtime loads it."""
     if model and model.lower().endswith(".gguf"):
@@ -352,6 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-queue", type=int, default=16, help="requests that may wait for the model (more get 503)")
     s.add_argument("--max-body-bytes", type=int, default=1_000_000, help="largest request body (more get 413)")
     s.set_defaults(func=_cmd_serve)
+
+    bl = sub.add_parser("build-llama-server", help="build llama.cpp's llama-server and llama-bench once (CPU, ~10 min)")
+    bl.add_argument("--jobs", type=int, default=None, help="parallel compile jobs (default: all cores)")
+    bl.set_defaults(func=_cmd_build_llama_server)
 
     so = sub.add_parser("serve-ortgenai", help="run the ONNX Runtime GenAI service (OpenAI API, /health, /metrics)")
     so.add_argument("--model-dir", default=None, help="ORT GenAI folder (default: data/onnx/int4)")

@@ -38,8 +38,8 @@ def test_auto_falls_back_to_embedded(monkeypatch):
     rt = get_runtime("auto")
     assert rt.name == "embedded"
     names = {r.name: r for r in survey()}
-    assert set(names) == {"embedded", "llamacpp", "foundry", "ollama", "vllm", "openai", "transformers", "ortgenai",
-                          "ortgenai-service"}
+    assert set(names) == {"embedded", "llamacpp", "llamaserver", "foundry", "ollama", "vllm", "openai", "transformers",
+                          "ortgenai", "ortgenai-service"}
     assert names["embedded"].ok and not names["ollama"].ok and names["ollama"].fix
     assert names["ortgenai-service"].ok and names["ortgenai-service"].models == ["edge-slm-int4"]  # nothing started
 

@@ -40,21 +40,27 @@ class ExportError(RuntimeError):
     """An export step failed; the message says which command and why."""
 
 
-def converter_dir(cache: Path | None = None) -> Path:
-    """The folder holding `convert_hf_to_gguf.py` and `gguf-py`, unpacked from the llama-cpp-python sdist."""
+def llama_cpp_sdist(cache: Path | None = None) -> Path:
+    """The llama-cpp-python source distribution (it vendors llama.cpp's full source), fetched once with pip."""
     cache = cache or BUILD / "cache"
-    dest = BUILD / "converter"
-    if (dest / "convert_hf_to_gguf.py").exists() and (dest / "gguf-py").is_dir():
-        return dest
     cache.mkdir(parents=True, exist_ok=True)
     sdist = cache / f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"
     if not sdist.exists():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q",
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python", "-q",
                f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}", "-d", str(cache)]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0 or not sdist.exists():
-            raise ExportError("Could not fetch the llama-cpp-python sdist that carries llama.cpp's GGUF converter "
+            raise ExportError("Could not fetch the llama-cpp-python sdist that carries llama.cpp's source "
                               f"({' '.join(cmd)}):\n{res.stderr[-2000:]}\nCheck that pip can reach the package index.")
+    return sdist
+
+
+def converter_dir(cache: Path | None = None) -> Path:
+    """The folder holding `convert_hf_to_gguf.py` and `gguf-py`, unpacked from the llama-cpp-python sdist."""
+    dest = BUILD / "converter"
+    if (dest / "convert_hf_to_gguf.py").exists() and (dest / "gguf-py").is_dir():
+        return dest
+    sdist = llama_cpp_sdist(cache)
     prefix = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp/"
     wanted = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
     tmp = dest.with_name("converter.tmp")

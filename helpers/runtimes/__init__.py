@@ -1,6 +1,6 @@
-"""Runtimes: one interface over embedded, llamacpp, foundry, ollama, vllm and openai (notebook 00), plus
-two reference runtimes for comparing exports: transformers and ortgenai, and the ONNX Runtime GenAI service
-(`ortgenai-service`, notebook 13).
+"""Runtimes: one interface over embedded, llamacpp, llamaserver (llama.cpp's C++ server, notebook 11), foundry,
+ollama, vllm and openai (notebook 00), plus two reference runtimes for comparing exports: transformers and ortgenai,
+and the ONNX Runtime GenAI service (`ortgenai-service`, notebook 13).
 
 `get_runtime()` reads `EDGEAI_RUNTIME` (auto or a name) and `EDGEAI_MODEL`. `auto` takes the first
 server a learner runs (Ollama, vLLM, an OpenAI-compatible URL) and otherwise the embedded runtime, which
@@ -22,6 +22,7 @@ AUTO_ORDER = ("ollama", "vllm", "openai", "embedded")  # openai only when its UR
 _CLASSES: dict[str, tuple[str, str, str]] = {
     "embedded": ("helpers.runtimes.embedded", "EmbeddedRuntime", "model_path"),
     "llamacpp": ("helpers.runtimes.openai_compat", "LlamaCppServerRuntime", "model_path"),
+    "llamaserver": ("helpers.runtimes.llama_server", "LlamaServerRuntime", "model_path"),
     "foundry": ("helpers.runtimes.foundry", "FoundryRuntime", "model_dir"),
     "ollama": ("helpers.runtimes.ollama", "OllamaRuntime", "model"),
     "vllm": ("helpers.runtimes.openai_compat", "VLLMRuntime", "model"),
@@ -71,7 +72,7 @@ def get_runtime(name: str | None = None, model: str | None = None, *, check: boo
                 return rt
         raise RuntimeUnavailable("No runtime is available, not even the embedded one: run `python -m helpers "
                                  "doctor` to see what is missing.")
-    if key == "llamacpp":  # starts a server: only when asked for by name
+    if key in ("llamacpp", "llamaserver"):  # starts a server: only when asked for by name
         return _factory(key)(model=model, **kwargs)
     rt = _factory(key)(model=model, **kwargs)
     if not check:
@@ -102,6 +103,11 @@ def survey() -> list[Availability]:
             from helpers.runtimes.openai_compat import llamacpp_startable
 
             rows.append(llamacpp_startable())
+            continue
+        if name == "llamaserver":
+            from helpers.runtimes.llama_server import llamaserver_startable
+
+            rows.append(llamaserver_startable())
             continue
         if name == "ortgenai-service":  # constructing it would start the service
             from helpers.runtimes.ortgenai_runtime import ortgenai_service_startable
