@@ -129,7 +129,7 @@ def create_app(settings: GatewaySettings) -> Any:
     """The gateway as a FastAPI app (serve it with uvicorn; `python -m helpers gateway` does)."""
     import httpx
     from asgi_correlation_id import CorrelationIdMiddleware
-    from fastapi import APIRouter, Depends, FastAPI, Request
+    from fastapi import Depends, FastAPI, Request
     from fastapi.responses import JSONResponse, Response, StreamingResponse
 
     state = GatewayState(settings)
@@ -179,27 +179,30 @@ def create_app(settings: GatewaySettings) -> Any:
         """Liveness only: the process answers. Says nothing about upstreams or keys."""
         return {"status": "ok"}
 
-    guarded = APIRouter(dependencies=[Depends(require_key)])
+    # every other route carries the key check itself (not through a router: `app.routes` then lists each route
+    # with its dependencies, and `unguarded_routes` can prove that none was forgotten)
+    guard = [Depends(require_key)]
+    limited = [*guard, Depends(rate_limited)]
 
-    @guarded.get("/readyz")
+    @app.get("/readyz", dependencies=guard)
     async def readyz() -> JSONResponse:
         by_model = await state.pool.refresh_models(force=True)
         ok = bool(by_model)
         return JSONResponse({"ready": ok, "models": sorted(by_model)}, status_code=200 if ok else 503)
 
-    @guarded.get("/metrics")
+    @app.get("/metrics", dependencies=guard)
     async def metrics() -> Response:
         body, ctype = state.metrics.exposition()
         return Response(body, media_type=ctype)
 
-    @guarded.get("/v1/models", dependencies=[Depends(rate_limited)])
+    @app.get("/v1/models", dependencies=limited)
     async def models() -> dict[str, Any]:
         by_model = await state.pool.refresh_models()
         if not by_model:
             raise _all_down()
         return {"object": "list", "data": [{"id": m, "object": "model", "owned_by": PROVIDER} for m in sorted(by_model)]}
 
-    @guarded.post("/v1/chat/completions", dependencies=[Depends(rate_limited)])
+    @app.post("/v1/chat/completions", dependencies=limited)
     async def chat_completions(request: Request) -> Response:
         deadline = time.monotonic() + settings.deadline_s
         payload = _check_payload(await _read_body(request, settings.max_body_bytes), settings)
@@ -217,8 +220,22 @@ def create_app(settings: GatewaySettings) -> Any:
             return await call.stream(StreamingResponse)
         return await call.complete(JSONResponse)
 
-    app.include_router(guarded)
     return app
+
+
+def unguarded_routes(app: Any, dependency_name: str = "require_key") -> list[str]:
+    """Paths of the app's routes that do not depend on the key check (should be exactly UNGUARDED). A route
+    of any other kind (a mounted app, an included router) counts as unguarded: the check fails closed."""
+    from fastapi.routing import APIRoute
+
+    def needs(dep: Any) -> bool:
+        return any(getattr(d.call, "__name__", "") == dependency_name or needs(d) for d in dep.dependencies)
+
+    out = []
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not needs(route.dependant):
+            out.append(getattr(route, "path", repr(route)))
+    return out
 
 
 def _all_down() -> GatewayError:
