@@ -99,12 +99,13 @@ class FakeUpstream:
             if fault == "status_429":
                 return JSONResponse({"error": {"message": "injected 429"}}, status_code=429,
                                     headers={"Retry-After": "1"})
-            if fault in ("slow", "hang"):
-                try:
-                    await asyncio.sleep(me.latency_s if fault == "slow" else 3600)
-                except asyncio.CancelledError:
-                    me.cancelled += 1
-                    raise
+            if fault in ("slow", "hang"):  # wait, watching for the client leaving (as real servers do)
+                t_end = time.monotonic() + (me.latency_s if fault == "slow" else 3600)
+                while time.monotonic() < t_end:
+                    if await request.is_disconnected():
+                        me.cancelled += 1
+                        return Response(status_code=499)
+                    await asyncio.sleep(min(0.02, max(0.0, t_end - time.monotonic())))
             if not body.get("stream"):
                 if fault == "malformed":
                     return Response(b'{"choices": [{"message": {"content": "cut', media_type="application/json")
