@@ -183,7 +183,8 @@ def _cmd_gateway(a: argparse.Namespace) -> int:
     try:
         settings = GatewaySettings(**fields)
     except Exception as exc:  # pydantic ValidationError: one line per problem
-        errs = getattr(exc, "errors", lambda: [{"loc": (), "msg": str(exc)}])()
+        text = str(exc)
+        errs = exc.errors() if hasattr(exc, "errors") else [{"loc": (), "msg": text}]
         raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errs)) from None
     run_gateway(settings)
     return 0

@@ -109,8 +109,8 @@ def test_logs_carry_a_request_id_and_no_key_or_prompt_unless_opted_in(tmp_path):
             with fake_and_gateway(log_content=opt_in, audit_path=tmp_path / f"audit-{opt_in}.jsonl") as (_, url):
                 seen = ask(url, secret_prompt)
                 ask(url, "what time is it", stream=True)
-                httpx.post(url + "/v1/chat/completions", json=body(), headers={"Authorization": "Bearer wrong-key-1234"},
-                           trust_env=False)
+                httpx.post(url + "/v1/chat/completions", json=body(),
+                           headers={"Authorization": "Bearer wrong-key-1234"}, trust_env=False)
         finally:
             logging.getLogger("edge_slm.gateway").handlers.clear()
         text = buf.getvalue()

@@ -25,8 +25,16 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, AsyncIterator
 
 from helpers.serving.settings import GatewaySettings
-from helpers.serving.upstream import (DONE, UpstreamError, UpstreamPool, chunk_output, classify_status,
-                                      merge_tool_deltas, parse_completion, sse_events)
+from helpers.serving.upstream import (
+    DONE,
+    UpstreamError,
+    UpstreamPool,
+    chunk_output,
+    classify_status,
+    merge_tool_deltas,
+    parse_completion,
+    sse_events,
+)
 
 log = logging.getLogger("edge_slm.gateway")
 PROVIDER = "edge_slm_gateway"
@@ -100,8 +108,8 @@ class GatewayState:
         reg = self.metrics.registry
         self.rejected = Counter("edge_slm_gateway_rejected", "Requests refused before reaching an upstream, by reason.",
                                 ["reason"], registry=reg)
-        self.attempts = Counter("edge_slm_gateway_upstream_attempts", "Attempts sent upstream, by upstream and outcome.",
-                                ["upstream", "outcome"], registry=reg)
+        self.attempts = Counter("edge_slm_gateway_upstream_attempts",
+                                "Attempts sent upstream, by upstream and outcome.", ["upstream", "outcome"], registry=reg)
         self.stream_errors = Counter("edge_slm_gateway_stream_errors",
                                      "Streams ended with an error event after the first byte, by kind.", ["kind"],
                                      registry=reg)
@@ -200,7 +208,8 @@ def create_app(settings: GatewaySettings) -> Any:
         by_model = await state.pool.refresh_models()
         if not by_model:
             raise _all_down()
-        return {"object": "list", "data": [{"id": m, "object": "model", "owned_by": PROVIDER} for m in sorted(by_model)]}
+        return {"object": "list",
+                "data": [{"id": m, "object": "model", "owned_by": PROVIDER} for m in sorted(by_model)]}
 
     @app.post("/v1/chat/completions", dependencies=limited)
     async def chat_completions(request: Request) -> Response:

@@ -113,9 +113,9 @@ class FakeUpstream:
                 if call:
                     msg["tool_calls"] = [call]
                 me.completed += 1
+                choice = {"index": 0, "message": msg, "finish_reason": "tool_calls" if call else "stop"}
                 return JSONResponse({"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
-                                     "model": FAKE_MODEL, "choices": [{"index": 0, "message": msg,
-                                                                       "finish_reason": "tool_calls" if call else "stop"}],
+                                     "model": FAKE_MODEL, "choices": [choice],
                                      "usage": {"prompt_tokens": 1, "completion_tokens": len(words)}})
             return StreamingResponse(me._stream(fault, words, call), media_type="text/event-stream")
 
