@@ -26,7 +26,8 @@ def check_replicas(fn: Callable[[int, float, float, float], int]) -> None:
         assert isinstance(got, int), f"return a whole number of replicas, got {got!r}"
         assert got == want, (f"{users} users x {rate} req/s each, {rps} req/s per replica at the p95 target, "
                              f"{util:.0%} target utilization -> {want} replicas, you said {got}. "
-                             "Offered load = users x rate; one replica may carry rps x utilization; round UP; never fewer than 1")
+                             "Offered load = users x rate; one replica may carry rps x utilization; round UP; "
+                             "never fewer than 1")
     _ok(f"{len(cases)} capacity questions answered")
 
 

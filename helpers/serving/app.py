@@ -109,7 +109,8 @@ class GatewayState:
         self.rejected = Counter("edge_slm_gateway_rejected", "Requests refused before reaching an upstream, by reason.",
                                 ["reason"], registry=reg)
         self.attempts = Counter("edge_slm_gateway_upstream_attempts",
-                                "Attempts sent upstream, by upstream and outcome.", ["upstream", "outcome"], registry=reg)
+                                "Attempts sent upstream, by upstream and outcome.", ["upstream", "outcome"],
+                                registry=reg)
         self.stream_errors = Counter("edge_slm_gateway_stream_errors",
                                      "Streams ended with an error event after the first byte, by kind.", ["kind"],
                                      registry=reg)
