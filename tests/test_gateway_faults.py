@@ -145,3 +145,16 @@ def test_client_disconnect_cancels_the_upstream_request():
                     break
                 time.sleep(0.05)
             assert up2.cancelled == 1, "a non-streamed request is cancelled upstream too"
+
+
+def test_a_client_that_leaves_the_queue_never_reaches_the_upstream():
+    with fake_and_gateway(["slow"], fake={"latency_s": 1.0}, concurrency=1) as (up, url):
+        first = threading.Thread(target=ask, args=(url,))
+        first.start()
+        time.sleep(0.2)  # the first request holds the only slot
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + "/v1/chat/completions", headers=HEADERS, timeout=0.3, trust_env=False,
+                       json={"model": "fake-slm", "stream": True, "messages": [{"role": "user", "content": "x"}]})
+        first.join()
+        time.sleep(0.1)
+        assert up.requests == 1, "the queued request of a client who left was dropped, not sent"

@@ -363,6 +363,9 @@ class _Call:
         assert isinstance(exc, UpstreamError)
         if exc.kind == "status" and exc.status is not None and exc.status < 500 and exc.status != 429:
             return GatewayError(exc.status, f"upstream refused the request: {exc.body}", "upstream_refused")
+        if exc.kind == "status" and exc.status == 429:
+            return GatewayError(503, f"every upstream is busy (429 on {self.n_attempts} attempts)", "upstream_busy",
+                                {"Retry-After": "1"})
         if exc.kind == "connect":
             return GatewayError(503, f"every upstream is down ({self.n_attempts} attempts refused)", "no_upstream",
                                 {"Retry-After": str(max(1, math.ceil(self.s.upstream_cooldown_s)))})
@@ -450,23 +453,34 @@ class _Call:
         except (TimeoutError, UpstreamError) as exc:
             raise self._refusal(exc) from None
 
+    async def _unless_disconnected(self, work: Any) -> tuple[bool, Any]:
+        """Run `work` (queue wait and upstream attempts) unless the client leaves first; then cancel it."""
+        task = asyncio.ensure_future(work)
+        watch = asyncio.ensure_future(_wait_disconnect(self.request))
+        try:
+            done, _ = await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            watch.cancel()
+        if task not in done:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            self.state.disconnects.inc()
+            return True, None
+        return False, task.result()
+
     async def complete(self, json_response: Any) -> Any:
         """A non-streamed answer: retried freely (nothing reached the client yet); a disconnect cancels it."""
         self.state.metrics.running.inc()
         status, outcome = 500, "error"
         try:
             async with AsyncExitStack() as stack:
-                task = asyncio.ensure_future(self._admitted(stack, self._attempt_complete))
-                watch = asyncio.ensure_future(_wait_disconnect(self.request))
-                done, _ = await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
-                if task not in done:
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-                    self.state.disconnects.inc()
+                gone, doc = await self._unless_disconnected(self._admitted(stack, self._attempt_complete))
+                if gone:
                     status, outcome = 499, "client_disconnected"
                     return json_response(error_body("client disconnected", outcome), status_code=499)
-                watch.cancel()
-                doc = task.result()
             self.rec.first_token()
             usage = doc.get("usage") or {}
             self.rec.prompt_tokens = int(usage.get("prompt_tokens") or 0)
@@ -489,7 +503,14 @@ class _Call:
         self.state.metrics.running.inc()
         stack = AsyncExitStack()
         try:
-            resp, events, first = await self._admitted(stack, self._attempt_open)
+            gone, opened = await self._unless_disconnected(self._admitted(stack, self._attempt_open))
+            if gone:  # the client left while queued or before the first event: nothing to forward
+                await stack.aclose()
+                self._finish(499, "client_disconnected")
+                from fastapi.responses import Response
+
+                return Response(status_code=499)
+            resp, events, first = opened
         except GatewayError as exc:
             await stack.aclose()
             self._finish(exc.status, exc.code)
