@@ -95,9 +95,11 @@ class GatewayState:
     """What one gateway process holds: settings, upstream pool, admission, rate limiter, metrics."""
 
     def __init__(self, settings: GatewaySettings) -> None:
+        # the synchronous in-memory limiter: microseconds per check (the asyncio variant hands its expiry work to
+        # a thread on every hit, which costs more than the check itself)
         from limits import parse
-        from limits.aio.storage import MemoryStorage
-        from limits.aio.strategies import MovingWindowRateLimiter
+        from limits.storage import MemoryStorage
+        from limits.strategies import MovingWindowRateLimiter
         from prometheus_client import Counter
 
         from helpers.runtimes.metrics import ServerMetrics
@@ -176,8 +178,8 @@ def create_app(settings: GatewaySettings) -> Any:
         return request.state.key_id
 
     async def rate_limited(request: Request, kid: str = Depends(require_key)) -> str:
-        if not await state.limiter.hit(state.limit, kid):
-            reset, _ = await state.limiter.get_window_stats(state.limit, kid)
+        if not state.limiter.hit(state.limit, kid):
+            reset, _ = state.limiter.get_window_stats(state.limit, kid)
             wait = max(1, math.ceil(reset - time.time()))
             raise GatewayError(429, f"rate limit of {settings.rate_limit} per key reached: retry in {wait} s",
                                "rate_limited", {"Retry-After": str(wait)})

@@ -102,7 +102,8 @@ class GatewayProcess:
     """`python -m helpers gateway` as a child process on 127.0.0.1; waits for /healthz, stops on close()."""
 
     def __init__(self, upstreams: list[str], key_file: str | Path, port: int | None = None,
-                 log_path: str | Path | None = None, env: dict[str, str] | None = None) -> None:
+                 log_path: str | Path | None = None, env: dict[str, str] | None = None,
+                 args: list[str] | None = None) -> None:
         import os
 
         self.port = port or free_port()
@@ -110,7 +111,7 @@ class GatewayProcess:
         self.log_path = Path(log_path) if log_path else ROOT / "build" / f"gateway-{self.port}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "helpers", "gateway", "--upstream", ",".join(upstreams), "--port",
-               str(self.port), "--api-key-file", str(key_file)]
+               str(self.port), "--api-key-file", str(key_file), *(args or [])]
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT),
                                          env={**os.environ, **(env or {})})
