@@ -140,8 +140,10 @@ def summarize(rows: list[dict[str, Any]], started: int, references: list[dict[st
     unfinished = started - len(rows)  # started but never recorded: the client gave up (killed at the time limit)
     counts["failed"] += unfinished
     accepted_ms = sorted(r["ms"] for r in rows if r.get("status") == 200)
+    # throughput over the window in which requests ran (first start to last end), not Locust's start-up
+    window = (max(r["t1"] for r in rows) - min(r["t0"] for r in rows)) if rows and "t0" in rows[0] else seconds
     return {"requests": started, **counts, "p50_ms": percentile(accepted_ms, 50), "p95_ms": percentile(accepted_ms, 95),
-            "seconds": seconds, "ok_per_s": counts["ok"] / seconds if seconds else float("nan"),
+            "seconds": seconds, "window_s": window, "ok_per_s": counts["ok"] / window if window else float("nan"),
             "why": kinds, "unfinished": unfinished}
 
 
@@ -154,8 +156,11 @@ def summary_line(s: dict[str, Any]) -> str:
 def run_loadtest(url: str, key: str, users: int, seconds: float, max_requests: int = 200, n_prompts: int = 8,
                  model: str | None = None, max_tokens: int = 64, prompts: list[dict[str, Any]] | None = None,
                  references: list[dict[str, Any]] | None = None, workdir: Path | None = None,
-                 timeout_s: float = 60.0) -> dict[str, Any]:
-    """Reference answers (unless given), then Locust headless in a subprocess; returns the summary (notebook 22)."""
+                 timeout_s: float = 60.0, during: Any = None) -> dict[str, Any]:
+    """Reference answers (unless given), then Locust headless in a subprocess; returns the summary (notebook 22).
+
+    `during(results_path)`, if given, runs in a thread while the load runs (notebook 22 kills an upstream from it
+    once the first answers are in)."""
     url = url.rstrip("/")
     check_bounds(url, users, seconds, max_requests)
     model = model or first_model(url, key)
@@ -174,8 +179,16 @@ def run_loadtest(url: str, key: str, users: int, seconds: float, max_requests: i
            "--csv", str(workdir / "locust")]
     env = {**os.environ, "EDGE_LOADTEST_SPEC": str(spec), "EDGE_LOADTEST_KEY": key}
     t0 = time.perf_counter()
+    side = None
+    if during is not None:
+        import threading
+
+        side = threading.Thread(target=during, args=(results,), daemon=True)
+        side.start()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + timeout_s + 60)
     elapsed = time.perf_counter() - t0
+    if side is not None:
+        side.join(timeout=10)
     (workdir / "locust.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise RuntimeError(f"locust exited with {proc.returncode}: {(proc.stderr or proc.stdout)[-800:]}")
@@ -194,7 +207,8 @@ def loadtest_command(a: argparse.Namespace) -> int:
     key = read_key_file(a.api_key_file).get_secret_value()
     check_bounds(a.url, a.users, a.seconds, a.requests)
     s = run_loadtest(a.url, key, a.users, a.seconds, a.requests, a.prompts, a.model, a.max_tokens)
-    print(f"{s['users']} users, {s['seconds']:.1f} s, {s['ok_per_s']:.2f} ok answers/s; not ok: {s['why'] or 'none'}")
+    print(f"{s['users']} users, {s['window_s']:.1f} s of load, {s['ok_per_s']:.2f} whole answers/s; "
+          f"not ok: {s['why'] or 'none'}")
     print(f"accepted+rejected+failed = {s['ok'] + s['lost'] + s['rejected'] + s['failed']} of {s['requests']} sent")
     print(summary_line(s))
     return 0 if s["lost"] == 0 else 1

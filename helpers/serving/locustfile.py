@@ -63,6 +63,7 @@ class GatewayUser(HttpUser):
         OUT.write(json.dumps({"started": i}) + "\n")
         OUT.flush()
         t0 = time.perf_counter()
+        row["t0"] = time.time()
         try:
             with self.client.post("/v1/chat/completions", json=body, stream=stream, catch_response=True,
                                   headers={"Authorization": f"Bearer {KEY}"}, name="chat-stream" if stream else "chat",
@@ -91,6 +92,7 @@ class GatewayUser(HttpUser):
             row["error"] = type(exc).__name__
         finally:
             row["ms"] = round((time.perf_counter() - t0) * 1000, 2)
+            row["t1"] = time.time()
             OUT.write(json.dumps(row) + "\n")
             OUT.flush()
             STATE["inflight"] -= 1
