@@ -180,12 +180,12 @@ def _cmd_gateway(a: argparse.Namespace) -> int:
     fields = {"upstreams": a.upstream, "api_keys": [read_key_file(a.api_key_file)], "host": a.host, "port": a.port}
     fields.update({k: v for k, v in (("concurrency", a.concurrency), ("max_queue", a.max_queue),
                                      ("rate_limit", a.rate_limit), ("deadline_s", a.deadline)) if v is not None})
+    from pydantic import ValidationError
+
     try:
         settings = GatewaySettings(**fields)
-    except Exception as exc:  # pydantic ValidationError: one line per problem
-        text = str(exc)
-        errs = exc.errors() if hasattr(exc, "errors") else [{"loc": (), "msg": text}]
-        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errs)) from None
+    except ValidationError as exc:  # one line per problem
+        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
     run_gateway(settings)
     return 0
 

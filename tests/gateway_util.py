@@ -4,8 +4,9 @@ that reports what it saw (status, assembled answer, error code, whether the stre
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -44,9 +45,9 @@ def ask(url: str, text: str = "hello small world", stream: bool = False, timeout
         headers: dict | None = None) -> dict[str, Any]:
     """One request as a client sees it: status, answer text, error code, [DONE] seen, and response headers."""
     seen: dict[str, Any] = {"status": None, "answer": None, "error": None, "done": False, "headers": {}}
-    with httpx.Client(timeout=timeout, trust_env=False) as c:
-        with c.stream("POST", url + "/v1/chat/completions", json=body(text, stream),
-                      headers=HEADERS if headers is None else headers) as r:
+    with httpx.Client(timeout=timeout, trust_env=False) as c, \
+            c.stream("POST", url + "/v1/chat/completions", json=body(text, stream),
+                     headers=HEADERS if headers is None else headers) as r:
             seen["status"], seen["headers"] = r.status_code, dict(r.headers)
             if r.status_code != 200:
                 r.read()

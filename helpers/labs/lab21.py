@@ -5,7 +5,8 @@ mistakes, and says what is wrong. Every check raises AssertionError with a hint,
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # situation -> (status, whether the answer carries Retry-After); the gateway's answers (notebook 21)
 STATUS_TABLE: dict[str, tuple[int, bool]] = {

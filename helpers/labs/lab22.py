@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 REF = {"content": "", "tool_calls": [{"name": "get_current_time", "arguments": "{}"}]}
 # (row, expected bucket, why) for the classifier of task 1
@@ -38,23 +39,23 @@ def check_classify(fn: Callable[[dict[str, Any], dict[str, Any]], str]) -> None:
 def check_retry_rule(fn: Callable[..., bool]) -> None:
     """Lab 22, task 2: retry only before the first byte, only what may succeed elsewhere, only within the deadline."""
     cases = [
-        (dict(sent_first_byte=False, kind="connect", status=None, remaining_s=5, next_wait_s=0.1), True,
+        ({"sent_first_byte": False, "kind": "connect", "status": None, "remaining_s": 5, "next_wait_s": 0.1}, True,
          "a refused connection: the next upstream may answer"),
-        (dict(sent_first_byte=False, kind="status", status=500, remaining_s=5, next_wait_s=0.1), True, "500: retry"),
-        (dict(sent_first_byte=False, kind="status", status=429, remaining_s=5, next_wait_s=0.1), True,
+        ({"sent_first_byte": False, "kind": "status", "status": 500, "remaining_s": 5, "next_wait_s": 0.1}, True, "500: retry"),
+        ({"sent_first_byte": False, "kind": "status", "status": 429, "remaining_s": 5, "next_wait_s": 0.1}, True,
          "an upstream's 429: another upstream may have room"),
-        (dict(sent_first_byte=False, kind="status", status=400, remaining_s=5, next_wait_s=0.1), False,
+        ({"sent_first_byte": False, "kind": "status", "status": 400, "remaining_s": 5, "next_wait_s": 0.1}, False,
          "400: the request itself is wrong; every upstream will say the same"),
-        (dict(sent_first_byte=False, kind="status", status=404, remaining_s=5, next_wait_s=0.1), False, "404"),
-        (dict(sent_first_byte=False, kind="malformed", status=None, remaining_s=5, next_wait_s=0.1), True,
+        ({"sent_first_byte": False, "kind": "status", "status": 404, "remaining_s": 5, "next_wait_s": 0.1}, False, "404"),
+        ({"sent_first_byte": False, "kind": "malformed", "status": None, "remaining_s": 5, "next_wait_s": 0.1}, True,
          "garbage before the first byte: nothing was sent, retry"),
-        (dict(sent_first_byte=True, kind="broken", status=None, remaining_s=5, next_wait_s=0.1), False,
+        ({"sent_first_byte": True, "kind": "broken", "status": None, "remaining_s": 5, "next_wait_s": 0.1}, False,
          "after the first byte a retry would send a second answer after half of the first: end with an error event"),
-        (dict(sent_first_byte=True, kind="connect", status=None, remaining_s=5, next_wait_s=0.1), False,
+        ({"sent_first_byte": True, "kind": "connect", "status": None, "remaining_s": 5, "next_wait_s": 0.1}, False,
          "after the first byte: never retry"),
-        (dict(sent_first_byte=False, kind="timeout", status=None, remaining_s=0.05, next_wait_s=0.1), False,
+        ({"sent_first_byte": False, "kind": "timeout", "status": None, "remaining_s": 0.05, "next_wait_s": 0.1}, False,
          "the backoff would end after the deadline: stop (the timeout is not paid again per attempt)"),
-        (dict(sent_first_byte=False, kind="timeout", status=None, remaining_s=3, next_wait_s=0.1), True,
+        ({"sent_first_byte": False, "kind": "timeout", "status": None, "remaining_s": 3, "next_wait_s": 0.1}, True,
          "a timeout with time left: retry elsewhere"),
     ]
     for kwargs, want, why in cases:

@@ -6,8 +6,17 @@ imports (FastAPI, httpx, uvicorn, Locust) happen inside functions, so `import he
 
 from helpers.serving.settings import GatewaySettings, read_key_file, write_key_file
 
-__all__ = ["GatewaySettings", "read_key_file", "write_key_file", "create_app", "FakeUpstream", "GatewayProcess",
-           "ServerThread", "configure_logging", "run_gateway"]
+__all__ = [
+    "FakeUpstream",
+    "GatewayProcess",
+    "GatewaySettings",
+    "ServerThread",
+    "configure_logging",
+    "create_app",
+    "read_key_file",
+    "run_gateway",
+    "write_key_file",
+]
 
 
 def __getattr__(name: str):  # the heavy parts load on first use

@@ -21,8 +21,9 @@ import json
 import logging
 import math
 import time
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 from helpers.serving.settings import GatewaySettings
 from helpers.serving.upstream import (
@@ -501,6 +502,7 @@ class _Call:
     async def stream(self, streaming_response: Any) -> Any:
         """A streamed answer: retried only until its first event; then forwarded, or ended by an error event."""
         import anyio
+        import httpx
 
         self.state.metrics.running.inc()
         stack = AsyncExitStack()
@@ -539,7 +541,7 @@ class _Call:
                     except UpstreamError as exc:
                         outcome, msg = exc.kind, str(exc)
                         break
-                    except Exception as exc:  # httpx read errors: the upstream stalled or broke the connection
+                    except httpx.HTTPError as exc:  # read errors: the upstream stalled or broke the connection
                         stalled = "Timeout" in type(exc).__name__
                         outcome = "stalled" if stalled else "broken"
                         msg = (f"the upstream {'went silent' if stalled else 'broke the connection'} mid-stream "

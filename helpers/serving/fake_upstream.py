@@ -16,7 +16,7 @@ import json
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Self
 
 FAKE_MODEL = "fake-slm"
 FAULTS = ("ok", "slow", "status_500", "status_429", "hang", "drop_mid", "stop_mid", "malformed", "malformed_mid",
@@ -175,7 +175,7 @@ class FakeUpstream:
             self._server.stop()
             self._server = None
 
-    def __enter__(self) -> "FakeUpstream":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

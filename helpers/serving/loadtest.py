@@ -185,7 +185,7 @@ def run_loadtest(url: str, key: str, users: int, seconds: float, max_requests: i
 
         side = threading.Thread(target=during, args=(results,), daemon=True)
         side.start()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + timeout_s + 60)
+    proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=seconds + timeout_s + 60)
     elapsed = time.perf_counter() - t0
     if side is not None:
         side.join(timeout=10)

@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from helpers.paths import ROOT
 from helpers.runtimes.openai_compat import free_port
@@ -60,7 +60,7 @@ class ServerThread:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def start(self, timeout: float = 10.0) -> "ServerThread":
+    def start(self, timeout: float = 10.0) -> ServerThread:
         self.thread.start()
         t_end = time.monotonic() + timeout
         while not self.server.started:
@@ -120,7 +120,7 @@ class GatewayProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the gateway exited at start-up:\n{self.log_path.read_text()[-1500:]}")
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:  # noqa: S310 (loopback)
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
                     if json.loads(r.read()).get("status") == "ok":
                         break
             except OSError:
@@ -147,7 +147,7 @@ class GatewayProcess:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> "GatewayProcess":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
