@@ -158,3 +158,17 @@ def test_a_client_that_leaves_the_queue_never_reaches_the_upstream():
         first.join()
         time.sleep(0.1)
         assert up.requests == 1, "the queued request of a client who left was dropped, not sent"
+
+
+def test_model_discovery_never_overlaps_a_running_request():
+    # llama-cpp-python's server takes its interrupt lock even for GET /v1/models, which cuts a running stream
+    # silently; at concurrency 1 the gateway asks /models only while it holds the one upstream slot
+    with FakeUpstream(token_delay_s=0.03) as up, gateway([up.url], concurrency=1, models_ttl_s=0.0) as url:
+        def staggered(i: int) -> dict:  # arrive while earlier answers are being streamed
+            time.sleep(0.08 * i)
+            return ask(url, stream=True, text="a b c d e f")
+
+        with ThreadPoolExecutor(6) as pool:  # the model list is stale at once: every arrival refreshes it
+            results = list(pool.map(staggered, range(6)))
+    assert sum(lost(r, "a b c d e f") for r in results) == 0
+    assert up.models_while_busy == 0, f"{up.models_while_busy} /models requests overlapped a running answer"

@@ -90,7 +90,8 @@ def create_app(settings: GatewaySettings) -> Any:
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.deadline_s, connect=settings.connect_timeout_s),
             limits=httpx.Limits(max_connections=n, max_keepalive_connections=n), trust_env=False)
-        state.pool = UpstreamPool(settings.upstreams, client, cooldown_s=settings.upstream_cooldown_s)
+        state.pool = UpstreamPool(settings.upstreams, client, cooldown_s=settings.upstream_cooldown_s,
+                                  models_ttl_s=settings.models_ttl_s, guard=state.admission.sem)
         yield
         await client.aclose()
 

@@ -59,6 +59,8 @@ class FakeUpstream:
         self.completed = 0  # answers sent in full
         self.cancelled = 0  # requests whose client (the gateway) went away before the end
         self.faults_served: list[str] = []
+        self.active = 0  # chat requests being answered now
+        self.models_while_busy = 0  # GET /models that arrived while a chat was being answered
         self._lock = threading.Lock()
         self._server: Any = None
         self.port = port
@@ -85,12 +87,24 @@ class FakeUpstream:
 
         @app.get("/v1/models")
         async def models() -> dict[str, Any]:
+            if me.active:
+                me.models_while_busy += 1
             return {"object": "list", "data": [{"id": FAKE_MODEL, "object": "model", "owned_by": "test-double"}]}
 
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Response:
             body = await request.json()
             fault = me._next_fault()
+            me.active += 1
+            resp = None
+            try:
+                resp = await answer(request, body, fault)
+                return resp
+            finally:
+                if not isinstance(resp, StreamingResponse):  # a stream counts itself down when it ends
+                    me.active -= 1
+
+        async def answer(request: Request, body: dict[str, Any], fault: str) -> Response:
             messages = body.get("messages") or []
             words = fake_answer(messages).split(" ")
             call = fake_tool_call(messages)
@@ -155,6 +169,8 @@ class FakeUpstream:
         except (asyncio.CancelledError, GeneratorExit):
             self.cancelled += 1
             raise
+        finally:
+            self.active -= 1
 
     # --- life -------------------------------------------------------------------------------------------
     def start(self) -> "FakeUpstream":

@@ -39,6 +39,7 @@ class GatewaySettings(BaseSettings):
     backoff_initial_s: float = Field(0.05, ge=0)
     backoff_max_s: float = Field(1.0, ge=0)
     upstream_cooldown_s: float = Field(2.0, ge=0, description="an upstream that refused a connection waits so long")
+    models_ttl_s: float = Field(30.0, ge=0, description="how long the upstreams' model lists are trusted")
     # request shape
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     max_tokens_cap: int = Field(1024, ge=1)

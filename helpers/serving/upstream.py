@@ -43,22 +43,26 @@ class Upstream:
 class UpstreamPool:
     """The upstreams in their configured order, the models each serves, and one httpx client for all."""
 
-    def __init__(self, urls: list[str], client: Any, cooldown_s: float = 2.0, models_ttl_s: float = 5.0) -> None:
+    def __init__(self, urls: list[str], client: Any, cooldown_s: float = 2.0, models_ttl_s: float = 30.0,
+                 guard: Any = None) -> None:
         self.upstreams = [Upstream(u) for u in urls]
         self.client = client
         self.cooldown_s = cooldown_s
         self.models_ttl_s = models_ttl_s
+        # `guard` (the gateway's upstream slots) is held while asking /models: on llama-cpp-python's server even
+        # GET /v1/models takes the lock that interrupts a running stream, which then ends with a silent [DONE]
+        self.guard = guard
         self._models_at = -1e9
+        self._refreshing: Any = None
 
     def mark_down(self, up: Upstream) -> None:
         """An upstream that refused a connection is tried last for `cooldown_s` seconds."""
         up.down_until = time.monotonic() + self.cooldown_s
 
-    async def refresh_models(self, force: bool = False) -> dict[str, list[Upstream]]:
-        """model id -> the upstreams serving it (asked from each `/models`, cached for a few seconds)."""
+    async def _ask_models(self) -> None:
         import httpx
 
-        if force or time.monotonic() - self._models_at > self.models_ttl_s:
+        async def ask_all() -> None:
             for up in self.upstreams:
                 try:
                     r = await self.client.get(up.url + "/models", timeout=httpx.Timeout(2.0))
@@ -66,7 +70,26 @@ class UpstreamPool:
                     up.models = [m["id"] for m in r.json().get("data", [])]
                 except (httpx.HTTPError, ValueError, KeyError, TypeError):
                     up.models = []
-            self._models_at = time.monotonic()
+
+        if self.guard is not None:
+            async with self.guard:
+                await ask_all()
+        else:
+            await ask_all()
+        self._models_at = time.monotonic()
+
+    async def refresh_models(self, force: bool = False) -> dict[str, list[Upstream]]:
+        """model id -> the upstreams serving it (asked from each `/models`). Cached: when the cache is stale but
+        not empty it is refreshed in the background, so no request waits for it; `force` waits."""
+        import asyncio
+
+        stale = time.monotonic() - self._models_at > self.models_ttl_s
+        known = any(up.models for up in self.upstreams)
+        if force or (stale and not known):
+            await self._ask_models()
+        elif stale and (self._refreshing is None or self._refreshing.done()):
+            self._models_at = time.monotonic()  # one background refresh at a time
+            self._refreshing = asyncio.ensure_future(self._ask_models())
         by_model: dict[str, list[Upstream]] = {}
         for up in self.upstreams:
             for m in up.models:
