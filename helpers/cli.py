@@ -32,17 +32,20 @@ def _cmd_train_model(a: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    record = train(out, tok_dir, cfg, shape, log=log)
+    from helpers.eval import transformers_exact_match
+
+    record = train(out, tok_dir, cfg, shape, log=log, evaluate=transformers_exact_match)
     print(json.dumps({k: v for k, v in record.items() if k != "history"}))
     return 0
 
 
 def _cmd_serve(a: argparse.Namespace) -> int:
-    from helpers.runtimes.embedded import default_gguf
+    from helpers.registry import default_gguf
     from helpers.runtimes.server import serve
 
-    serve(a.model or default_gguf(), host=a.host, port=a.port, n_threads=a.threads)
-    return 0
+    return serve(a.model or default_gguf(), host=a.host, port=a.port, n_threads=a.threads, n_ctx=a.ctx,
+                 api_key_file=a.api_key_file, cors_origins=tuple(a.cors_origin), allowed_hosts=tuple(a.allowed_host),
+                 max_queue=a.max_queue, max_body_bytes=a.max_body_bytes)
 
 
 def _cmd_eval_toolcalls(a: argparse.Namespace) -> int:
@@ -52,6 +55,7 @@ def _cmd_eval_toolcalls(a: argparse.Namespace) -> int:
     if a.runtime is not None:
         check_runtime_name(a.runtime)
     cases = load_cases(a.path)
+    _check_model_arg(a.model)
     if a.constrained and (a.runtime or "").lower() != "embedded":
         raise ValueError("--constrained applies to the embedded runtime only: add --runtime embedded")
     rt = get_runtime(a.runtime, a.model, **({"constrained": a.constrained} if a.constrained else {}))
@@ -71,6 +75,14 @@ def _cmd_eval_toolcalls(a: argparse.Namespace) -> int:
     return 0
 
 
+def _check_model_arg(model: str | None) -> None:
+    """A --model that names a .gguf file is checked (missing, a folder, truncated) before a runtime loads it."""
+    if model and model.lower().endswith(".gguf"):
+        from helpers.runtimes.gguf_check import check_gguf_file
+
+        check_gguf_file(model)
+
+
 def _cmd_interpolate_run(a: argparse.Namespace) -> int:
     from helpers.model.pipeline import interpolate_run
 
@@ -84,11 +96,11 @@ def _cmd_export(a: argparse.Namespace) -> int:
     from helpers.agents.evaluate import agent_cases, write_cases
     from helpers.agents.toolbox import build_shop_db
     from helpers.model.pipeline import export_all
-    from helpers.paths import EVAL_DIR
+    from helpers.registry import artefact_path
 
     # the agents' data first (it does not depend on the model), then the model's files and the manifest
     print(f"shop-db: {build_shop_db()}")
-    print(f"agent-dev-set: {write_cases(agent_cases(100, 123), EVAL_DIR / 'agent_dev.jsonl')}")
+    print(f"agent-dev-set: {write_cases(agent_cases(100, 123), artefact_path('agent-dev-set'))}")
     res = export_all(a.from_run)
     print(json.dumps(res["timings_s"]))
     return 0
@@ -100,11 +112,34 @@ def _cmd_doctor(a: argparse.Namespace) -> int:
     from helpers.doctor import format_report, report
     from helpers.runtimes import check_runtime_name
 
+    if a.fit:
+        from dataclasses import asdict
+
+        from helpers.preflight import fit_file
+
+        fr = fit_file(a.fit, ctx=a.ctx, parallel=a.parallel)
+        print(json.dumps(asdict(fr), indent=1) if a.json else fr.text())
+        return 0 if fr.verdict == "fits" else 1
     check_runtime_name(os.environ.get("EDGEAI_RUNTIME", "auto"))
 
     rep = report()
     print(json.dumps(rep, indent=1) if a.json else format_report(rep))
+    bad = [x["path"] for x in rep["artefacts"] if not x["ok"]]
+    if bad:
+        print(f"error: {len(bad)} shipped file(s) missing or changed ({', '.join(bad[:4])}"
+              f"{' ...' if len(bad) > 4 else ''}): see 'what to do' above", file=sys.stderr)
+        return 1
     return 0
+
+
+def _cmd_contract(a: argparse.Namespace) -> int:
+    from helpers.contract import FAIL, format_contract, run_contract
+    from helpers.runtimes import check_runtime_name
+
+    names = [check_runtime_name(n) for n in a.runtimes.split(",")] if a.runtimes else None
+    table = run_contract(names, log=print if a.verbose else None)
+    print(format_contract(table))
+    return 1 if any(o.status == FAIL for row in table.values() for o in row.values()) else 0
 
 
 def _cmd_run_all(a: argparse.Namespace) -> int:
@@ -117,9 +152,11 @@ def _cmd_run_all(a: argparse.Namespace) -> int:
 
     doc = run_all([Path(p) for p in a.notebooks] or None, smoke=a.smoke)
     for r in doc["notebooks"]:
-        print(f"{r['status']:<7}{r['seconds']:>8.1f} s  {r['notebook']}  answered by: {', '.join(r['runtimes']) or '-'}")
+        who = ", ".join(r["runtimes"]) or "-"
+        print(f"{r['status']:<7}{r['seconds']:>8.1f} s  {r['notebook']}  answered by: {who}")
         if r["status"] != "ok":
-            print(f"  {r['error']}\n  failing cell:\n" + "\n".join("    " + x for x in r.get("failing_cell", "").splitlines()))
+            cell = "\n".join("    " + x for x in r.get("failing_cell", "").splitlines())
+            print(f"  {r['error']}\n  failing cell:\n" + cell)
     print(f"{doc['passed']} passed, {doc['failed']} failed in {doc['seconds']} s; report: build/run-report.json")
     return 1 if doc["failed"] else 0
 
@@ -139,16 +176,22 @@ def _cmd_compare(a: argparse.Namespace) -> int:
 def _cmd_quantize(a: argparse.Namespace) -> int:
     import warnings
 
-    from helpers.paths import BUILD, GGUF_DIR
+    from helpers.model.export import quantized_path
+    from helpers.paths import BUILD
     from helpers.quant.quantize import quantize
+    from helpers.registry import default_gguf
 
-    src = Path(a.src) if a.src else GGUF_DIR / "edge-slm-f16.gguf"
+    from helpers.runtimes.gguf_check import check_gguf_file
+
+    src = check_gguf_file(Path(a.src) if a.src else default_gguf())
     out = Path(a.out) if a.out else BUILD / "quant"
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file: give a folder for the quantized files (default build/quant)")
     stem = src.stem.removesuffix("-f16")
     for qt in a.types:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            r = quantize(src, out / f"{stem}-{qt.upper()}.gguf", qt, threads=a.threads)
+            r = quantize(src, quantized_path(qt, out, stem), qt, threads=a.threads)
         print(f"{r.qtype:<7}{r.size_mb:7.2f} MB {r.seconds:6.2f} s  {r.type_counts}  -> {r.path}")
         for w in caught:
             print(f"  warning: {w.message}", file=sys.stderr)
@@ -170,6 +213,7 @@ def _cmd_bench_onnx(a: argparse.Namespace) -> int:
 def _cmd_eval_agent(a: argparse.Namespace) -> int:
     from helpers.agents.evaluate import eval_agent
 
+    _check_model_arg(a.model)
     return eval_agent(a)
 
 
@@ -193,7 +237,37 @@ def _cmd_gateway(a: argparse.Namespace) -> int:
 def _cmd_loadtest(a: argparse.Namespace) -> int:
     from helpers.serving.loadtest import loadtest_command
 
-    return loadtest_command(a)
+    return loadtest_command(a.url, a.users, a.seconds, a.api_key_file, a.requests, a.prompts, a.model, a.max_tokens)
+
+
+def _loadtest_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of `loadtest` (notebook 22)."""
+    p.add_argument("--url", required=True, help="the gateway's address, e.g. http://127.0.0.1:8780")
+    p.add_argument("--users", type=int, required=True, help="concurrent users (1-64)")
+    p.add_argument("--seconds", type=float, required=True, help="longest run, seconds (1-600)")
+    p.add_argument("--api-key-file", required=True, help="the file holding the gateway's key")
+    p.add_argument("--requests", type=int, default=200, help="most requests to send (default 200)")
+    p.add_argument("--prompts", type=int, default=8, help="distinct prompts from data/eval/dev.jsonl (default 8)")
+    p.add_argument("--model", default=None, help="model id (default: the first the gateway lists)")
+    p.add_argument("--max-tokens", type=int, default=64)
+
+
+def _eval_agent_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of `eval-agent` (notebook 03)."""
+    from helpers.agents.evaluate import DEFAULT_PATH
+
+    p.add_argument("path", nargs="?", default=DEFAULT_PATH, help=f"JSONL agent eval file (default {DEFAULT_PATH})")
+    p.add_argument("--runtime", default=None, help="auto or a runtime name (default: EDGEAI_RUNTIME or auto)")
+    p.add_argument("--model", default=None, help="model name, or a GGUF path for embedded/llamacpp")
+    p.add_argument("--out", default=None, help="write one row per case (turns, answers, calls) as JSONL")
+    p.add_argument("--limit", type=int, default=0, help="only the first N cases")
+    p.add_argument("--max-steps", type=int, default=4, help="model calls per request (step limit)")
+    p.add_argument("--max-retries", type=int, default=1, help="retries after a broken or invalid call")
+    p.add_argument("--constrained", choices=["schema", "extractive"], default=None,
+                   help="embedded only: grammar-constrained decoding (see helpers/runtimes/constrained.py)")
+    p.add_argument("--write", action="store_true", help="(re)generate the eval file at PATH instead of running it")
+    p.add_argument("--n", type=int, default=100, help="with --write: how many cases")
+    p.add_argument("--seed", type=int, default=123, help="with --write: the seed")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,7 +275,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("doctor", help="check the environment: packages, machine, runtimes, data")
     d.add_argument("--json", action="store_true", help="print the report as JSON")
+    d.add_argument("--fit", metavar="MODEL.gguf", help="preflight: will this GGUF fit in free RAM/VRAM? (reads only "
+                   "its header; exits 1 unless it fits as it is)")
+    d.add_argument("--ctx", type=int, help="with --fit: context tokens per sequence (default: the model's)")
+    d.add_argument("--parallel", type=int, default=1, help="with --fit: sequences served at once (default 1)")
     d.set_defaults(func=_cmd_doctor)
+
+    c = sub.add_parser("contract", help="one contract, every runtime: the same checks on each runtime here")
+    c.add_argument("--runtimes", help="comma-separated runtime names (default: every registered runtime)")
+    c.add_argument("-v", "--verbose", action="store_true", help="print each check as it runs")
+    c.set_defaults(func=_cmd_contract)
 
     r = sub.add_parser("run-all", help="execute every notebook and lab solution headless (papermill)")
     r.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")
@@ -238,6 +321,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8765)
     s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--ctx", type=int, default=2048, help="context size in tokens (default 2048, the model's)")
+    s.add_argument("--api-key-file", default=None,
+                   help="require this key (first line of the file) on every route but /health; the environment "
+                        "variable EDGE_SLM_API_KEY does the same")
+    s.add_argument("--cors-origin", action="append", default=[],
+                   help="let a web page from this origin call the server (repeatable; default: none)")
+    s.add_argument("--allowed-host", action="append", default=[],
+                   help="another Host header name to answer (default: 127.0.0.1, localhost, ::1 and --host)")
+    s.add_argument("--max-queue", type=int, default=16, help="requests that may wait for the model (more get 503)")
+    s.add_argument("--max-body-bytes", type=int, default=1_000_000, help="largest request body (more get 413)")
     s.set_defaults(func=_cmd_serve)
 
     w = sub.add_parser("interpolate-run", help="mix a run's final weights with the weights it started from")
@@ -309,25 +402,52 @@ def build_parser() -> argparse.ArgumentParser:
     gw.set_defaults(func=_cmd_gateway)
 
     lt = sub.add_parser("loadtest", help="Locust against a gateway on 127.0.0.1: what was accepted, refused, lost")
-    from helpers.serving.loadtest import add_arguments as loadtest_arguments
-
-    loadtest_arguments(lt)
+    _loadtest_arguments(lt)
     lt.set_defaults(func=_cmd_loadtest)
 
-    from helpers.agents.evaluate import add_arguments as agent_eval_arguments
-
     g = sub.add_parser("eval-agent", help="task completion of the single agent on scripted multi-step requests")
-    agent_eval_arguments(g)
+    _eval_agent_arguments(g)
     g.set_defaults(func=_cmd_eval_agent)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for the terminal: the message (its lines joined), never a traceback."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - an exception whose __str__ raises
+        text = ""
+    text = " | ".join(x.strip() for x in text.splitlines() if x.strip())[:800]
+    return text or type(exc).__name__
+
+
+# Errors whose message already says what to do; anything else is unexpected (exit 1, a hint to see the traceback).
+def _expected_errors() -> tuple[type[BaseException], ...]:
     from helpers.runtimes.base import RuntimeUnavailable
 
+    return (RuntimeUnavailable, OSError, ValueError, LookupError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; errors end as one line on stderr (EDGEAI_DEBUG=1 shows the traceback instead)."""
+    import os
+
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (RuntimeUnavailable, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's promise: one line, never a traceback
+        if os.environ.get("EDGEAI_DEBUG"):
+            raise
+        if isinstance(exc, ImportError):
+            print(f"error: a package is missing ({one_line(exc)}): install the workbook with `pip install -e .` "
+                  "(`python -m helpers doctor` lists what is missing)", file=sys.stderr)
+            return 2
+        if isinstance(exc, _expected_errors()):
+            print(f"error: {one_line(exc)}", file=sys.stderr)
+            return 2
+        print(f"error: unexpected {type(exc).__name__}: {one_line(exc)} (run again with EDGEAI_DEBUG=1 to see "
+              "where; please report it)", file=sys.stderr)
+        return 1

@@ -1,7 +1,9 @@
 """Environment check: `python -m helpers doctor` and notebook 00 print the same report.
 
 Python and package versions, CPU and memory, GPU if any, which runtimes are reachable and which model
-each serves, where the workbook's data lives (with checksums), and what to do for each missing piece.
+each serves, where the workbook's data lives (every shipped file with its checksum), and what to do for each
+missing piece. `python -m helpers doctor` exits 1 when a shipped file is missing or differs from
+data/manifest.json (a runtime that is not installed is advice, not a failure).
 """
 
 from __future__ import annotations
@@ -91,11 +93,12 @@ def format_report(rep: dict[str, Any]) -> str:
         lines.append(f"{r['name']:<14}{mark} {r['detail']}{models}")
         if not r["ok"]:
             todo.append(f"{r['name']}: {r['fix']}")
-    lines += ["", f"== data in {rep['data_dir']}"]
+    lines += ["", f"== data in {rep['data_dir']} (every shipped file, checked against data/manifest.json)"]
+    width = max([len(a["name"]) for a in rep["artefacts"]] + [12]) + 2
     for a in rep["artefacts"]:
         size = f"{a['bytes'] / 1e3:.0f} kB" if a.get("bytes") else ""
-        lines.append(f"{a['name']:<14}{'ok ' if a['ok'] else 'BAD'} {a['path']:<34}{size:>10} {a.get('sha256', '')} "
-                     f"{a['note']}")
+        lines.append(f"{a['name']:<{width}}{'ok ' if a['ok'] else 'BAD'} {a['path']:<34}{size:>10} "
+                     f"{a.get('sha256', '')} {a['note']}")
         if not a["ok"]:
             todo.append(f"{a['path']}: {a['note']}")
     lines += ["", "== what to do"]

@@ -7,11 +7,12 @@ numbers; arguments not listed are not compared). `expected: null` passes when no
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+from helpers.data.jsonl import iter_jsonl  # noqa: F401 (the JSONL reader's home is helpers.data.jsonl)
 
 
 def _as_number(v: Any) -> float | None:
@@ -46,22 +47,6 @@ def case_passes(expected: dict[str, Any] | None, predicted: dict[str, Any] | Non
         return False
     pargs = predicted.get("arguments") or {}
     return all(k in pargs and values_equal(v, pargs[k]) for k, v in (expected.get("arguments") or {}).items())
-
-
-def iter_jsonl(path: str | Path, missing: str) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed value) for each non-blank line of a JSONL file; `missing` is the error text when
-    the file does not exist, and a broken line is a ValueError naming it."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(missing)
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{n}: not valid JSON ({exc.msg}).") from None
-        yield n, value
 
 
 def load_cases(path: str | Path) -> list[dict[str, Any]]:
@@ -120,3 +105,20 @@ def predict(runtime, cases: list[dict[str, Any]], tools: list[dict[str, Any]] | 
         preds.append({"name": res.tool_calls[0].name, "arguments": res.tool_calls[0].arguments}
                      if res.tool_calls else None)
     return preds
+
+
+def transformers_exact_match(model, tok, cases: list[dict[str, Any]], max_new_tokens: int = 64) -> float:
+    """Exact match of greedy tool calls of a loaded transformers model on `cases` (notebook 01): the same prompt
+    rendering, reply parsing and scoring as `python -m helpers eval-toolcalls`; training's `evaluate`."""
+    import torch
+
+    from helpers.runtimes.reference import TransformersRuntime
+
+    rng_state = torch.get_rng_state()  # the runtime seeds torch per request: training's random state stays
+    model.eval()
+    try:
+        preds = predict(TransformersRuntime.from_loaded(model, tok), cases, max_tokens=max_new_tokens)
+    finally:
+        model.train()
+        torch.set_rng_state(rng_state)
+    return summarize(cases, preds)["exact_match"]

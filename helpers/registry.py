@@ -17,17 +17,37 @@ from helpers.paths import DATA, MANIFEST
 # name -> path relative to data/ (the manifest adds size and sha256)
 ARTEFACTS: dict[str, str] = {
     "hf-model": "model/model.safetensors",
+    "hf-config": "model/config.json",
+    "generation-config": "model/generation_config.json",
     "tokenizer": "model/tokenizer.json",
     "tokenizer-sp": "model/tokenizer.model",
+    "tokenizer-config": "model/tokenizer_config.json",
+    "chat-template": "model/chat_template.jinja",
+    "train-record": "model/train_record.json",
     "gguf-f16": "gguf/edge-slm-f16.gguf",
     "gguf-q8_0": "gguf/edge-slm-q8_0.gguf",
     "onnx-int4": "onnx/int4/model.onnx.data",
+    "onnx-int4-graph": "onnx/int4/model.onnx",
+    "onnx-int4-genai-config": "onnx/int4/genai_config.json",
+    "onnx-int4-tokenizer": "onnx/int4/tokenizer.json",
+    "onnx-int4-tokenizer-config": "onnx/int4/tokenizer_config.json",
+    "onnx-int4-chat-template": "onnx/int4/chat_template.jinja",
     "onnx-fp32": "onnx/fp32/model.onnx.data",
+    "onnx-fp32-graph": "onnx/fp32/model.onnx",
+    "onnx-fp32-genai-config": "onnx/fp32/genai_config.json",
+    "onnx-fp32-tokenizer": "onnx/fp32/tokenizer.json",
+    "onnx-fp32-tokenizer-config": "onnx/fp32/tokenizer_config.json",
+    "onnx-fp32-chat-template": "onnx/fp32/chat_template.jinja",
     "dev-set": "eval/dev.jsonl",
     "agent-dev-set": "eval/agent_dev.jsonl",
     "fresh-set": "eval/fresh.jsonl",
     "val-set": "eval/val.jsonl",
     "shop-db": "shop.sqlite",
+    # the dialogue generator's word lists, templates and canned replies, and the phrase bank (helpers.data)
+    "text-values": "text/synth_values.txt",
+    "text-requests": "text/synth_templates.txt",
+    "text-chat": "text/synth_chat.txt",
+    "phrase-bank": "text/phrasebank.txt",
 }
 
 
@@ -56,6 +76,11 @@ def artefact_path(name: str) -> Path:
     if name not in ARTEFACTS:
         raise KeyError(f"Unknown artefact {name!r}; registered: {sorted(ARTEFACTS)}")
     return DATA / ARTEFACTS[name]
+
+
+def default_gguf() -> Path:
+    """The GGUF file the embedded and llamacpp runtimes load unless told otherwise (the shipped f16 model)."""
+    return artefact_path("gguf-f16")
 
 
 def load_manifest() -> dict[str, Any]:
@@ -88,8 +113,11 @@ def verify() -> list[dict[str, Any]]:
             rows.append({"name": name, "path": rel, "ok": False, "note": "missing: run `python -m helpers export`"})
         elif entry is None:
             rows.append({"name": name, "path": rel, "ok": False, "note": "not in data/manifest.json"})
+        elif p.is_dir():
+            rows.append({"name": name, "path": rel, "ok": False, "note": "a folder where a file belongs: move it "
+                         "aside and restore the file (`git checkout -- data`)"})
         else:
-            ok = sha256(p) == entry["sha256"]
+            ok = sha256_cached(p) == entry["sha256"]
             rows.append({"name": name, "path": rel, "ok": ok, "bytes": p.stat().st_size,
                          "sha256": entry["sha256"][:12],
                          "note": "checksum matches" if ok else "checksum differs from data/manifest.json"})

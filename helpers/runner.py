@@ -99,7 +99,32 @@ def run_all(paths: list[Path] | None = None, smoke: bool = False, report: Path |
     doc = {"smoke": smoke, "seconds": round(time.perf_counter() - t0, 1),
            "passed": sum(r["status"] == "ok" for r in rows), "failed": sum(r["status"] != "ok" for r in rows),
            "notebooks": rows}
-    report = report or BUILD / "run-report.json"
+    write_report(rows, smoke, report or BUILD / "run-report.json")
+    return doc
+
+
+def write_report(rows: list[dict[str, Any]], smoke: bool, report: Path) -> dict[str, Any]:
+    """Merge this run's rows into the report: a notebook run now replaces its own entry, the others stay.
+
+    Each entry carries `finished` (UTC) and `smoke`; the totals count every entry in the report. A report
+    that cannot be read (hand-edited, cut) is moved aside to `run-report.json.bad`, not silently lost."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    entries: dict[str, dict[str, Any]] = {}
+    if report.exists():
+        try:
+            old = json.loads(report.read_text(encoding="utf-8"))
+            entries = {r["notebook"]: r for r in old.get("notebooks", []) if isinstance(r, dict) and "notebook" in r}
+        except (ValueError, AttributeError, TypeError):
+            report.replace(report.with_name(report.name + ".bad"))
+    for r in rows:
+        entries[r["notebook"]] = {**r, "smoke": r.get("smoke", smoke), "finished": stamp}
+    order = {str(p.relative_to(ROOT)): i for i, p in enumerate(discover())}
+    merged = sorted(entries.values(), key=lambda r: (order.get(r["notebook"], len(order)), r["notebook"]))
+    doc = {"updated": stamp, "passed": sum(r["status"] == "ok" for r in merged),
+           "failed": sum(r["status"] != "ok" for r in merged), "last_run": [r["notebook"] for r in rows],
+           "notebooks": merged}
     report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(json.dumps(doc, indent=1) + "\n")
+    tmp = report.with_name(report.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    tmp.replace(report)  # atomic: a run killed midway never leaves half a report
     return doc

@@ -11,8 +11,7 @@ from typing import Annotated, Any, Literal
 import pytest
 from pydantic import Field
 
-from helpers.agents.evaluate import (agent_cases, format_agent_table, load_agent_cases, main, score_turn,
-                                     write_cases)
+from helpers.agents.evaluate import agent_cases, load_agent_cases, score_turn, write_cases
 from helpers.agents.loop import Agent, AgentResult
 from helpers.agents.toolbox import ToolArgumentError, ToolBox, ToolExecutionError, build_shop_db, shop_copy
 from helpers.domain.tools import Shop, openai_tools
@@ -224,8 +223,10 @@ def test_tool_that_raises_is_reported_to_the_model(shop):
     rt = ScriptedRuntime([ChatResult("scripted", "script", tool_calls=[ToolCall("c1", "explode", {"n": 1})]),
                           text("Sorry, the tool failed.")])
     res = Agent(rt, box).run("go")
-    assert res.ok and "disk on fire" in json.loads(rt.requests[1][-1]["content"])["error"]
+    assert "disk on fire" in json.loads(rt.requests[1][-1]["content"])["error"]
     assert res.steps[1].detail["error_type"] == "tool_failed"
+    # the model answered, but without the tool's result: not a success (issue 15)
+    assert not res.ok and res.answer == "Sorry, the tool failed." and "explode" in res.error
 
 
 def test_invalid_utf8_from_a_tool_reaches_the_model_as_valid_text():
@@ -366,11 +367,13 @@ def test_agent_on_the_embedded_runtime(embedded, shop):
 def test_eval_agent_main_prints_the_figure(embedded, tmp_path, capsys, monkeypatch):
     path = write_cases(agent_cases(2, seed=5), tmp_path / "two.jsonl")
     out = tmp_path / "pred.jsonl"
-    assert main([str(path), "--runtime", "embedded", "--out", str(out)]) == 0
+    from helpers.cli import main
+
+    assert main(["eval-agent", str(path), "--runtime", "embedded", "--out", str(out)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("task_completion=") and last.endswith(" n=2")
     assert len(out.read_text().splitlines()) == 2
-    assert main([str(tmp_path / "missing.jsonl")]) == 2
+    assert main(["eval-agent", str(tmp_path / "missing.jsonl")]) == 2
     assert "No agent eval file" in capsys.readouterr().err
 
 

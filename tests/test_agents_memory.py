@@ -44,7 +44,7 @@ def test_store_errors_are_clear_and_leave_the_session_unchanged(tmp_path):
         store.new_session("bo", session_id=sid)
     bad = tmp_path / "bad.sqlite"
     bad.write_bytes(b"garbage" * 300)
-    with pytest.raises(M.StoreError, match="move or delete"):
+    with pytest.raises(M.StoreCorrupt, match="move it aside"):
         M.ConversationStore(bad)
     other = tmp_path / "other.sqlite"
     db = sqlite3.connect(other)
@@ -73,7 +73,7 @@ def test_facts_and_extraction(tmp_path):
 
 
 def test_fast_tokenizer_matches_autotokenizer_and_runtime_counts(hf_tokenizer, embedded):
-    from helpers.model.chat_format import render
+    from helpers.domain.chat_format import render
 
     tools = openai_tools()
     fast = M.load_tokenizer()

@@ -94,7 +94,8 @@ def test_cost_maths():
     local = R.Handled("t", route, "balanced", [], False, "a", True, "e/m", [],
                       [R.Call("first", "e/m", False, 1000, 100, 10.0)], 10.0)
     esc = R.Handled("t", route, "balanced", ["schema"], True, "a", True, "openai/x", [],
-                    [R.Call("first", "e/m", False, 1000, 100, 10.0), R.Call("escalated", "openai/x", True, 2000, 200, 1.0)],
+                    [R.Call("first", "e/m", False, 1000, 100, 10.0),
+                     R.Call("escalated", "openai/x", True, 2000, 200, 1.0)],
                     11.0)
     m = R.summarize([local, esc], p)
     assert m["local_share"] == 0.5 and m["escalated_share"] == 0.5

@@ -1,9 +1,8 @@
-import json
 
 import pytest
 
 from helpers.data.synth import DialogueGenerator
-from helpers.model.chat_format import CHAT_TEMPLATE, format_tool_calls, parse_reply, render
+from helpers.domain.chat_format import CHAT_TEMPLATE, format_tool_calls, parse_reply, render
 
 
 def test_python_renderer_equals_the_jinja_template(hf_tokenizer):

@@ -47,10 +47,9 @@ def test_values_and_labels():
 
 def test_failure_counts_error_and_skips_latency_histograms():
     m = ServerMetrics("llama_cpp")
-    with pytest.raises(TimeoutError):
-        with m.track("edge-slm") as rec:
-            rec.first_token()
-            raise TimeoutError
+    with pytest.raises(TimeoutError), m.track("edge-slm") as rec:
+        rec.first_token()
+        raise TimeoutError
     s = _samples(m)
     outcomes = {x.labels["outcome"]: x.value for x in s["edge_slm_requests_total"]}
     assert outcomes == {"TimeoutError": 1}

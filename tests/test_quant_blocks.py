@@ -32,7 +32,8 @@ def test_blocks_match_gguf_py_reference(name):
     import gguf
 
     x = _values()
-    qfn, pack = {"Q8_0": (blocks.quantize_q8_0, blocks.pack_q8_0), "Q4_0": (blocks.quantize_q4_0, blocks.pack_q4_0)}[name]
+    qfn, pack = {"Q8_0": (blocks.quantize_q8_0, blocks.pack_q8_0),
+                 "Q4_0": (blocks.quantize_q4_0, blocks.pack_q4_0)}[name]
     ours = pack(*qfn(x))
     ref = gguf.quants.quantize(x, gguf.GGMLQuantizationType[name]).reshape(ours.shape)
     assert np.array_equal(ours, ref)

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from helpers.model.chat_format import dump_json
+from helpers.domain.chat_format import dump_json
 from helpers.runtimes import RuntimeUnavailable, get_runtime, survey
 from helpers.runtimes.base import ToolCall, validate_call
-from helpers.runtimes.openai_compat import decode_calls
+from helpers.runtimes.wire import decode_calls
 
 
 def test_unknown_runtime_is_a_clear_error(monkeypatch):
@@ -168,7 +168,8 @@ def test_ollama_contract_with_a_documented_response_shape(tools):
     documented_chat = {"model": "llama3.2:1b", "created_at": "2025-07-07T20:22:19.184789Z", "done": True,
                        "done_reason": "stop", "prompt_eval_count": 171, "eval_count": 21,
                        "message": {"role": "assistant", "content": "",
-                                   "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Tokyo"}}}]}}
+                                   "tool_calls": [{"function": {"name": "get_weather",
+                                                                "arguments": {"city": "Tokyo"}}}]}}
     documented_tags = {"models": [{"name": "llama3.2:1b", "model": "llama3.2:1b", "size": 1321098329}]}
     seen = {}
 
@@ -225,7 +226,7 @@ def test_extractive_constraint_offers_the_users_spans(tools):
 
 
 def test_call_text_that_is_not_a_call_is_reported():
-    from helpers.runtimes.openai_compat import call_text_error
+    from helpers.runtimes.wire import call_text_error
 
     err = call_text_error('<tool_call>[{"name":"get_weather","parameters":{"city":"Paris"', [])
     assert err["type"] == "unterminated_call"

@@ -102,6 +102,7 @@ def _training_phrasings() -> list[re.Pattern[str]]:
     """Every request form the generator can write, as regexes (slots are wildcards, or their fill values
     for the compositional out-of-domain patterns), wrapped in the generator's openers and closers."""
     from helpers.data import synth as S
+    from helpers.data import values as V
     from helpers.data.phrasebank import BANK_REQUESTS, BANK_TEXTS
 
     templates = [t for v in S.T.values() for t in v["train"] + v["dev"]]
@@ -109,11 +110,11 @@ def _training_phrasings() -> list[re.Pattern[str]]:
     templates += [a for asks, _, _ in S.MISSING.values() for a in asks]
     templates += (S.GREETINGS + S.GREETINGS_DEV + S.THANKS + S.THANKS_DEV + S.BYES + S.SMALLTALK
                   + S.OUT_OF_DOMAIN + S.OUT_OF_DOMAIN_DEV)
-    templates += [h + t for h in S._GREET_HEADS for t in S._GREET_TAILS]
-    templates += [h + c for h in S._THANKS_HEADS for c in S._THANKS_CORE]
+    templates += [h + t for h in V._GREET_HEADS for t in V._GREET_TAILS]
+    templates += [h + c for h in V._THANKS_HEADS for c in V._THANKS_CORE]
     templates += [t for v in BANK_REQUESTS.values() for t in v] + [t for v in BANK_TEXTS.values() for t in v]
-    fills = {**S._OOD_FILL, "ask": S._OOD_ASK, "thing": S._OOD_THING, "topic": S._OOD_TOPIC}
-    return [S.template_regex(t) for t in templates] + [S.template_regex(t, fills) for t in S._OOD_PATTERNS]
+    fills = {**V._OOD_FILL, "ask": V._OOD_ASK, "thing": V._OOD_THING, "topic": V._OOD_TOPIC}
+    return [S.template_regex(t) for t in templates] + [S.template_regex(t, fills) for t in V._OOD_PATTERNS]
 
 
 def test_hand_written_fresh_set_is_valid_and_outside_the_generator():

@@ -3,7 +3,7 @@ import re
 import pytest
 
 from helpers.data.synth import DialogueGenerator
-from helpers.model.chat_format import render
+from helpers.domain.chat_format import render
 from helpers.paths import MODEL_DIR
 
 

@@ -15,7 +15,6 @@ separately). Each case runs on a fresh copy of the shop, so ticket and callback 
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import re
@@ -149,7 +148,7 @@ def agent_cases(n: int = 100, seed: int = 123, two_request_share: float = 0.2,
 
 def write_cases(cases: list[dict[str, Any]], path: str | Path) -> Path:
     """Write cases as JSON lines."""
-    from helpers.data.synth import write_jsonl
+    from helpers.data.jsonl import write_jsonl
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +158,7 @@ def write_cases(cases: list[dict[str, Any]], path: str | Path) -> Path:
 
 def load_agent_cases(path: str | Path) -> list[dict[str, Any]]:
     """Read an agent eval file; a clear error names the line that is not a valid case."""
-    from helpers.eval import iter_jsonl
+    from helpers.data.jsonl import iter_jsonl
 
     path = Path(path)
     cases = []
@@ -171,6 +170,15 @@ def load_agent_cases(path: str | Path) -> list[dict[str, Any]]:
                 for t in turns):
             raise ValueError(f"{path}:{n}: a case needs 'turns': a list of {{'user': ..., 'expected_tool': ..., "
                              "'expected_arguments': {...}, 'expected_facts': [...]}}.")
+        for i, t in enumerate(turns):  # every field the scoring reads, checked before any model runs
+            for key, kind, what in (("expected_arguments", dict, "an object"), ("free_text", dict, "an object"),
+                                    ("expected_facts", list, "a list of strings"),
+                                    ("result_facts", list, "a list of strings")):
+                value = t.get(key, kind())
+                if not isinstance(value, kind) or (kind is list and not all(isinstance(x, str) for x in value)):
+                    raise ValueError(f"{path}:{n}: turn {i + 1}: '{key}' must be {what}, got "
+                                     f"{type(value).__name__}; fix the line or rebuild the file with "
+                                     "`python -m helpers eval-agent --write`.")
         case.setdefault("id", f"line-{n}")
         cases.append(case)
     if not cases:
@@ -287,30 +295,7 @@ def format_agent_table(summary: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------------------ command line
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of `python -m helpers.agents.evaluate` (the same arguments as `python -m helpers eval-agent`)."""
-    p = argparse.ArgumentParser(prog="python -m helpers eval-agent", description=__doc__.splitlines()[0])
-    add_arguments(p)
-    return p
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Add the arguments of `eval-agent` to a parser (helpers/cli.py calls this for its subcommand)."""
-    p.add_argument("path", nargs="?", default=DEFAULT_PATH, help=f"JSONL agent eval file (default {DEFAULT_PATH})")
-    p.add_argument("--runtime", default=None, help="auto or a runtime name (default: EDGEAI_RUNTIME or auto)")
-    p.add_argument("--model", default=None, help="model name, or a GGUF path for embedded/llamacpp")
-    p.add_argument("--out", default=None, help="write one row per case (turns, answers, calls) as JSONL")
-    p.add_argument("--limit", type=int, default=0, help="only the first N cases")
-    p.add_argument("--max-steps", type=int, default=4, help="model calls per request (step limit)")
-    p.add_argument("--max-retries", type=int, default=1, help="retries after a broken or invalid call")
-    p.add_argument("--constrained", choices=["schema", "extractive"], default=None,
-                   help="embedded only: grammar-constrained decoding (see helpers/runtimes/constrained.py)")
-    p.add_argument("--write", action="store_true", help="(re)generate the eval file at PATH instead of running it")
-    p.add_argument("--n", type=int, default=100, help="with --write: how many cases")
-    p.add_argument("--seed", type=int, default=123, help="with --write: the seed")
-
-
-def eval_agent(args: argparse.Namespace) -> int:
+def eval_agent(args: Any) -> int:
     """Run `eval-agent` from parsed arguments (the CLI subcommand calls this)."""
     from helpers.runtimes import check_runtime_name, get_runtime
 
@@ -341,19 +326,3 @@ def eval_agent(args: argparse.Namespace) -> int:
             for row in summary["rows"]:
                 f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m helpers.agents.evaluate [PATH] ...`: the same as `python -m helpers eval-agent`."""
-    args = build_parser().parse_args(argv)
-    from helpers.runtimes.base import RuntimeUnavailable
-
-    try:
-        return eval_agent(args)
-    except (RuntimeUnavailable, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -66,7 +66,7 @@ def _forbidden_controls(text: str) -> list[str]:
     return bad
 
 
-# Chat-template markers of the workbook model (helpers.model.chat_format) and of other common
+# Chat-template markers of the workbook model (helpers.domain.chat_format) and of other common
 # templates: text carrying them could forge a turn of the conversation.
 CHAT_MARKERS = ("<|system|>", "<|user|>", "<|assistant|>", "<|tool|>", "<|tools|>", "<|end|>", "<tool_call>",
                 "</tool_call>", "<|im_start|>", "<|im_end|>", "<|eot_id|>", "<|start_header_id|>", "[INST]", "<s>",

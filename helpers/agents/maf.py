@@ -25,8 +25,10 @@ from helpers.domain.tools import TOOL_NAMES, Shop
 _TELEMETRY: Any = None
 
 
-def chat_client(runtime: Any, api_key: str = "local") -> Any:
-    """An `OpenAIChatCompletionClient` for `runtime`'s OpenAI-compatible URL (notebook 07)."""
+def chat_client(runtime: Any, api_key: str | None = None) -> Any:
+    """An `OpenAIChatCompletionClient` for `runtime`'s OpenAI-compatible URL (notebook 07); the key is the
+    runtime's own (EDGE_SLM_API_KEY for the workbook's server) unless given."""
+    api_key = api_key or getattr(runtime, "api_key", None) or "local"
     base_url = getattr(runtime, "base_url", None)
     if not base_url:
         raise ValueError(f"{runtime!r} has no base_url: use a server runtime, e.g. get_runtime('llamacpp').")

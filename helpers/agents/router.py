@@ -27,38 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+# the intents (NO_TOOL, the keyword rules) are helpers.agents.intents'
+from helpers.agents.intents import KEYWORD_RULES, NO_TOOL, keyword_intent  # noqa: F401
 from helpers.domain.tools import TOOL_NAMES
-
-# ----------------------------------------------------------------------------------------------- intents
-NO_TOOL = "none"  # the intent of a request that needs no tool (greeting, thanks, out of scope)
-
-# Transparent fallback rules: the first tool whose pattern matches wins (order matters: ids first).
-KEYWORD_RULES: list[tuple[str, str]] = [
-    ("run_diagnostics", r"\bsrv-\d+|\bdiagnos|\bhealth ?check|\bserver\b"),
-    ("check_inventory", r"\bsku-[a-z0-9]+|\bin stock\b|\bstock\b|\binventory\b|\bunits\b"),
-    ("escalate_to_human", r"\bhuman\b|\bperson\b|\bsomeone\b|\bagent\b|\bmanager\b|\bescalat|\btransfer\b|"
-                          r"\bhand (me )?over\b|\bsupervisor\b|\bteam\b"),
-    ("schedule_callback", r"\bcall(back| me| back)\b|\bring me\b|\bphone\b.*\b\d{1,2}([:h]\d\d)?\s*(am|pm)?\b|"
-                          r"\breach me\b|\bcallback\b"),
-    ("lookup_customer", r"\bc-\d{3,}"),
-    ("lookup_order", r"\border\b|\bparcel\b|\bpackage\b|\bdeliver|\bshipp?|\btrack|\bpurchase\b|#\d{3,}"),
-    ("get_weather", r"\bweather\b|\brain\b|\bsunny\b|\bforecast\b|\btemperature\b|\bskies\b|\bumbrella\b|"
-                    r"\bconditions\b|\bwindy\b|\bcold\b|\bwarm\b"),
-    ("calculate_circle_area", r"\bcircle\b|\bradius\b|\bdisc\b|\bdisk\b|\barea\b|\bround\b"),
-    ("get_current_time", r"\btime\b|\bclock\b|\bhour\b|\bdate\b|\bwhat day\b"),
-    ("create_ticket", r"\bticket\b|\bincident\b|\bbroken\b|\bnot working\b|\bwon'?t\b|\bcrash|\berror\b|"
-                      r"\bhelp ?desk\b|\bissue\b|\bproblem\b|\bfreez|\bslow\b|\bjammed\b"),
-]
-
-
-def keyword_intent(text: str, rules: list[tuple[str, str]] | None = None) -> str:
-    """The intent by keyword rules: the first matching tool, or NO_TOOL (notebook 04)."""
-    low = text.lower()
-    for tool, pattern in (rules if rules is not None else KEYWORD_RULES):
-        if re.search(pattern, low):
-            return tool
-    return NO_TOOL
-
 
 # ----------------------------------------------------------------------------------------------- specialists
 @dataclass(frozen=True)
@@ -140,45 +111,33 @@ def check_mapping(mapping: dict[str, str]) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- confidence
-def _embedded_llama(runtime: Any):
-    """The llama.cpp object behind an embedded runtime, or None for any other runtime."""
-    from helpers.runtimes.embedded import EmbeddedRuntime
-
-    return runtime.llama if isinstance(runtime, EmbeddedRuntime) else None
-
-
 def decision_confidence(runtime: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
                         max_steps: int = 16) -> dict[str, Any] | None:
     """Greedy-decode the model's first tokens up to its decision (a tool name, or the first text token) and
-    return {"intent", "confidence", "tokens", "prompt_tokens"}; None when the runtime exposes no logits.
+    return {"intent", "confidence", "tokens", "prompt_tokens"}; None when the runtime gives no logits.
 
     `confidence` is the product of the probabilities of the greedy tokens up to the decision (notebook 04).
-    Only the embedded runtime (llama.cpp in-process) gives token probabilities here; servers return None.
+    It needs the runtime's optional `next_token_logits` capability (the embedded runtime has it; servers that
+    answer chats only do not, and then this returns None).
     """
-    llama = _embedded_llama(runtime)
-    if llama is None:
+    supports = getattr(runtime, "supports", None)  # any object with chat() may be a runtime here
+    if not (supports and supports("next_token_logits") and supports("prompt_tokens")):
         return None
-    import llama_cpp
     import numpy as np
 
-    from helpers.model.chat_format import CALL_START, render
-    from helpers.runtimes.llama_chat import normalize_messages
+    from helpers.domain.chat_format import CALL_START
 
-    prompt = render(normalize_messages(messages), tools, add_generation_prompt=True)
-    toks = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    toks = runtime.prompt_tokens(messages, tools)
     names = {}
     for n in [t.get("function", t)["name"] for t in tools or []]:
-        ids = llama.tokenize(n.encode("utf-8"), add_bos=False, special=True)
+        ids = runtime.tokenize(n)
         if len(ids) == 1:
             names[ids[0]] = n
-    call_start = llama.tokenize(CALL_START.encode("utf-8"), add_bos=False, special=True)
-    llama.reset()
-    llama.eval(toks)
-    n_vocab = llama.n_vocab()
+    call_start = runtime.tokenize(CALL_START)
     conf, seen = 1.0, []
     intent = NO_TOOL
     for i in range(max_steps):
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llama.ctx), shape=(n_vocab,)).astype(np.float64)
+        logits = np.asarray(runtime.next_token_logits(toks + seen), dtype=np.float64)
         p = np.exp(logits - logits.max())
         p /= p.sum()
         t = int(p.argmax())
@@ -189,8 +148,6 @@ def decision_confidence(runtime: Any, messages: list[dict[str, Any]], tools: lis
         if t in names:
             intent = names[t]
             break
-        llama.eval([t])
-    llama.reset()
     return {"intent": intent, "confidence": conf, "tokens": len(seen), "prompt_tokens": len(toks)}
 
 
@@ -293,19 +250,14 @@ def select_tier(text: str, intent: str, table: dict[str, str] | None = None, lon
 
 def tier_files(out_dir: str | Path | None = None) -> dict[str, Path]:
     """GGUF file per tier: shipped f16 and Q8_0, and Q4_K_M quantized here once (under build/router)."""
-    from helpers.paths import BUILD, GGUF_DIR
+    from helpers.model.export import quantized_gguf
+    from helpers.paths import BUILD
+    from helpers.registry import artefact_path
 
-    out = Path(out_dir) if out_dir else BUILD / "router"
-    f16, q8 = GGUF_DIR / "edge-slm-f16.gguf", GGUF_DIR / "edge-slm-q8_0.gguf"
-    q4 = out / "edge-slm-q4_k_m.gguf"
+    f16, q8 = artefact_path("gguf-f16"), artefact_path("gguf-q8_0")
     if not f16.exists():
         raise FileNotFoundError(f"No model at {f16}: restore data/gguf from git or run `python -m helpers export`.")
-    if not q4.exists() or q4.stat().st_mtime < f16.stat().st_mtime:  # (re)make it when the model changed
-        tmp = out / f".{q4.name}.{os.getpid()}.tmp"
-        from helpers.quant.quantize import quantize
-
-        quantize(f16, tmp, "Q4_K_M")
-        os.replace(tmp, q4)  # atomic: a process that has the old file open keeps reading it intact
+    q4 = quantized_gguf(f16, "Q4_K_M", Path(out_dir) if out_dir else BUILD / "router")
     return {"lightweight": q4, "balanced": q8 if q8.exists() else f16, "capable": f16}
 
 
@@ -313,7 +265,6 @@ def tier_runtimes(out_dir: str | Path | None = None) -> dict[str, Any]:
     """A runtime per tier. `EDGEAI_TIER_LIGHTWEIGHT` (BALANCED, CAPABLE) = `runtime:model` (e.g.
     `ollama:llama3.2:1b`) picks a learner's own model for that tier; otherwise the embedded GGUF tiers."""
     from helpers.runtimes import get_runtime
-    from helpers.runtimes.embedded import EmbeddedRuntime
 
     files = None
     out: dict[str, Any] = {}
@@ -324,7 +275,7 @@ def tier_runtimes(out_dir: str | Path | None = None) -> dict[str, Any]:
             out[tier] = get_runtime(name, model=model or None)
         else:
             files = files or tier_files(out_dir)
-            out[tier] = EmbeddedRuntime(model_path=files[tier])
+            out[tier] = get_runtime("embedded", model=str(files[tier]))
     return out
 
 
@@ -411,11 +362,12 @@ def escalation_target(local_best: Any, env: dict[str, str] | None = None,
                                 f"ALLOW_REMOTE=True but OPENAI_API_KEY is not set: escalations go to {here}. "
                                 "Nothing leaves this machine. Set OPENAI_API_KEY (and optionally OPENAI_BASE_URL) "
                                 "or EDGEAI_ESCALATION_URL to use a remote endpoint.")
-    from helpers.runtimes.openai_compat import OpenAICompatRuntime
+    from helpers.runtimes import get_runtime
 
     url = explicit_url or env.get("OPENAI_BASE_URL", "").strip() or "https://api.openai.com/v1"
     model = env.get("EDGEAI_ESCALATION_MODEL", "").strip() or "gpt-4o-mini"
-    rt = OpenAICompatRuntime(base_url=url, model=model, api_key=key or "not-needed-locally")
+    # built, not contacted: the endpoint sees a request only when a request escalates
+    rt = get_runtime("openai", model=model, check=False, base_url=url, api_key=key or "not-needed-locally")
     how = "EDGEAI_ESCALATION_URL" if explicit_url else "ALLOW_REMOTE=True and OPENAI_API_KEY"
     return EscalationTarget(rt, True, f"Escalations go to {model} at {url} (opted in by {how}): the escalated "
                                       "requests' text, including any customer ids in it, is sent there.")

@@ -292,6 +292,22 @@ def openai_tools(names: list[str] | tuple[str, ...] | None = None) -> list[dict[
     return [s.openai() for s in specs]
 
 
+def jsonschema_module():
+    """`jsonschema`, imported without its optional `rfc3987_syntax` format checker (introduced in notebook 03).
+
+    jupyter-events installs jsonschema's format extras, and `rfc3987_syntax` builds dozens of Lark grammars when
+    jsonschema imports it: about 5 s on a busy 2-core machine, paid by every process at its first tool-call check.
+    The workbook's schemas use no `iri` formats, and `jsonschema.validate` checks no formats by default, so
+    blocking that one optional import changes no result."""
+    import sys
+
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # jsonschema imports it under `suppress(ImportError)`
+    import jsonschema
+
+    return jsonschema
+
+
 def check_arguments(name: str, model: type[BaseModel], arguments: Any, *, with_defaults: bool = True,
                     schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """Validate `arguments` with tool `name`'s argument model (from `argument_model`); return the coerced values.
@@ -317,8 +333,7 @@ def check_arguments(name: str, model: type[BaseModel], arguments: Any, *, with_d
                 problems.append(f"argument {where}={err.get('input')!r} is invalid: {err.get('msg')}")
         raise ToolArgumentError(f"{name}: " + "; ".join(problems) + f" ({name} takes {allowed}).") from None
     if schema is not None:
-        import jsonschema
-
+        jsonschema = jsonschema_module()
         try:
             jsonschema.validate(values.model_dump(mode="json"), schema)
         except jsonschema.ValidationError as exc:

@@ -14,7 +14,7 @@ def _ok(msg: str) -> None:
 
 def check_tokenizer(tok) -> None:
     """Lab 01, task 1: the tokenizer keeps markers whole and tokenizes values the same everywhere."""
-    from helpers.model.chat_format import CALL_START, EOS, USER
+    from helpers.domain.chat_format import CALL_START, EOS, USER
 
     for marker in (USER, CALL_START, EOS, "lookup_order"):
         ids = tok(marker, add_special_tokens=False)["input_ids"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable
 
-from helpers.agents import types as T
+from helpers.agents import simulations as T
 
 
 def _ok(msg: str) -> None:
@@ -29,7 +29,8 @@ def check_reflex_rule(rule: Callable[[float], bool], seeds: tuple[int, ...] = (1
 
 
 def check_update_map(update: Callable[[dict, Any], dict], seeds: tuple[int, ...] = (5, 6, 7, 8)) -> None:
-    """Lab 02, task 2: the learner's map update matches the reference at every step, and its vacuum cleans everything."""
+    """Lab 02, task 2: the learner's map update matches the reference at every step, and its vacuum cleans
+    everything."""
     for seed in seeds:
         world = T.VacuumWorld.random(rows=8, cols=11, seed=seed)
         mine, ref = T.MapVacuum(update=update), T.MapVacuum()
@@ -39,7 +40,8 @@ def check_update_map(update: Callable[[dict, Any], dict], seeds: tuple[int, ...]
             assert mine.known == ref.known, (
                 f"world {seed}, step {step}: your map differs from the expected one; mark the vacuum's cell "
                 "'dirty' or 'clean', each side 'wall' if the percept says so, else 'free' unless already known")
-            world.step(a); ref_world.step(b)
+            world.step(a)
+            ref_world.step(b)
             if a == "STOP":
                 break
         assert not world.dirt, f"world {seed}: {len(world.dirt)} dirty cells left"
@@ -99,5 +101,6 @@ def check_bandit_update(update: Callable[[list[float], list[int], int, float], N
         mine = T.run_bandit(T.EpsilonGreedy(5, 0.1, seed=seed, update=update), T.Bandit(bandit.probs, seed=seed),
                             steps=1000)
         rand = T.run_bandit(T.RandomChooser(5, seed=seed), T.Bandit(bandit.probs, seed=seed), steps=1000)
-        assert mine["regret"][-1] < 0.5 * rand["regret"][-1], f"bandit {seed}: your learner is hardly better than random"
+        assert mine["regret"][-1] < 0.5 * rand["regret"][-1], \
+            f"bandit {seed}: your learner is hardly better than random"
     _ok(f"exact running means over 200 updates; epsilon-greedy with your update beats random on {len(seeds)} bandits")

@@ -53,7 +53,8 @@ def long_conversation(seed: int, turns: int = 12) -> list[dict[str, Any]]:
 
 def check_store(append: Callable[[sqlite3.Connection, str, dict], None],
                 load: Callable[[sqlite3.Connection, str], list[dict]]) -> None:
-    """Lab 05, task 1: messages appended, then loaded through a NEW connection (a restart), come back equal and in order."""
+    """Lab 05, task 1: messages appended, then loaded through a NEW connection (a restart), come back equal and in
+    order."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lab05.sqlite"
         db = open_db(path)

@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from helpers.runtimes.wire import arguments_dict
+
 
 def _ok(msg: str) -> None:
     print(f"PASS: {msg}")
@@ -21,10 +23,7 @@ def _calls_and_results(response: Any) -> list[tuple[str, dict[str, Any], Any]]:
     for m in response.messages:
         for c in m.contents:
             if c.type == "function_call":
-                args = c.arguments
-                if isinstance(args, str):
-                    args = json.loads(args or "{}")
-                calls[c.call_id] = (c.name, dict(args or {}))
+                calls[c.call_id] = (c.name, dict(arguments_dict(c.arguments)))
             elif c.type == "function_result" and c.call_id in calls:
                 out.append((*calls[c.call_id], c.result))
     return out

@@ -81,7 +81,7 @@ def check_greedy(fn: Callable[..., list[int]], folder: str | Path, n: int = 5, s
 
     from helpers.data.synth import eval_cases
     from helpers.domain.tools import openai_tools
-    from helpers.model.chat_format import render
+    from helpers.domain.chat_format import render
     from helpers.quant import onnx as qo
 
     model = qo.load(folder)

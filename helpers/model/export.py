@@ -8,14 +8,16 @@ build/. Nothing of it is committed to this repository.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any, Callable
 
-from helpers.paths import BUILD
+from helpers.paths import BUILD, MODEL_NAME
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 
@@ -27,6 +29,11 @@ GGUF_TYPES: dict[str, str] = {
     "Q4_1": "LLAMA_FTYPE_MOSTLY_Q4_1", "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0", "Q3_K_L": "LLAMA_FTYPE_MOSTLY_Q3_K_L",
     "Q3_K_M": "LLAMA_FTYPE_MOSTLY_Q3_K_M", "Q3_K_S": "LLAMA_FTYPE_MOSTLY_Q3_K_S", "Q2_K": "LLAMA_FTYPE_MOSTLY_Q2_K",
 }
+
+
+CONFIG = "genai_config.json"
+HOW_TO_BUILD = ("build one with `python -m helpers export`, or in Python with "
+                "`helpers.model.export.hf_to_onnx_genai(MODEL_DIR, out_dir, 'fp32')`")
 
 
 class ExportError(RuntimeError):
@@ -108,6 +115,34 @@ def quantize_gguf(src: str | Path, dst: str | Path, qtype: str, threads: int = 2
     return dst
 
 
+def quantized_path(qtype: str, out_dir: str | Path | None = None, stem: str = MODEL_NAME) -> Path:
+    """Where the quantized file of `qtype` goes, the workbook's one naming scheme (notebook 08):
+    <out_dir, default build/quant>/<stem>-<type in lower case>.gguf, e.g. build/quant/edge-slm-q4_k_m.gguf."""
+    return Path(out_dir or BUILD / "quant") / f"{stem}-{qtype.lower()}.gguf"
+
+
+def quantized_gguf(src: str | Path, qtype: str, out_dir: str | Path | None = None, threads: int = 2,
+                   force: bool = False, quantizer: Callable[..., Any] | None = None) -> Path:
+    """`src` quantized to `qtype` at `quantized_path(qtype, out_dir)`, made once and remade when `src` is newer
+    (notebooks 04, 08-10). `quantizer(src, dst, qtype, threads=...)` defaults to `quantize_gguf`; notebook 08's
+    checked `helpers.quant.quantize` is passed by the quantization notebooks. The file appears atomically: a
+    process that has an old copy open keeps reading it intact."""
+    src = Path(src)
+    if not src.exists():
+        raise FileNotFoundError(f"No GGUF file at {src}: restore data/gguf from git or run `python -m helpers export`.")
+    dst = quantized_path(qtype, out_dir)
+    if not force and dst.exists() and dst.stat().st_size > 0 and dst.stat().st_mtime >= src.stat().st_mtime:
+        return dst
+    tmp = dst.parent / f".tmp-{os.getpid()}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        (quantizer or quantize_gguf)(src, tmp / dst.name, qtype.upper(), threads=threads)
+        os.replace(tmp / dst.name, dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dst
+
+
 def hf_to_onnx_genai(hf_dir: str | Path, out_dir: str | Path, precision: str = "int4",
                      execution_provider: str = "cpu", cache_dir: str | Path | None = None) -> Path:
     """Build an ONNX Runtime GenAI model folder with onnxruntime-genai's model builder, in this process.
@@ -121,8 +156,6 @@ def hf_to_onnx_genai(hf_dir: str | Path, out_dir: str | Path, precision: str = "
     import contextlib
     import io
     import logging
-
-    from helpers.quant.onnx import check_genai_folder
 
     hf_dir, out_dir = Path(hf_dir), Path(out_dir)
     if not (hf_dir / "config.json").exists():
@@ -159,3 +192,44 @@ def hf_to_onnx_genai(hf_dir: str | Path, out_dir: str | Path, precision: str = "
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)
     return out_dir
+
+
+# ----------------------------------------------------------------------------------------- ORT GenAI folders
+def check_onnx_file(path: str | Path) -> Path:
+    """`path` if it is an ONNX model file, else a clear error saying what to pass instead (notebook 10)."""
+    import onnx
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No ONNX file at {path}: {HOW_TO_BUILD}.")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; pass the model file inside it (usually {path / 'model.onnx'}).")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise ValueError(f"{path} is not an ONNX model ({type(exc).__name__}). Pass a model.onnx written by "
+                         f"the ORT GenAI builder or torch.onnx.export; {HOW_TO_BUILD}.") from None
+    if not model.graph.node:
+        raise ValueError(f"{path} parsed as ONNX but holds no graph nodes: it is not an ONNX model. {HOW_TO_BUILD}.")
+    return path
+
+
+def check_genai_folder(path: str | Path) -> Path:
+    """`path` if it is an ORT GenAI model folder, else a clear error saying how to make one (notebook 10)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No ORT GenAI folder at {path}: {HOW_TO_BUILD}.")
+    if path.is_file():
+        raise NotADirectoryError(f"{path} is a file; pass the ORT GenAI folder that holds {CONFIG} "
+                                 f"(for example {path.parent}).")
+    if not (path / CONFIG).exists():
+        raise FileNotFoundError(f"{path} is not an ORT GenAI folder: it has no {CONFIG}. {HOW_TO_BUILD[0].upper()}"
+                                f"{HOW_TO_BUILD[1:]}.")
+    check_onnx_file(path / model_filename(path))
+    return path
+
+
+def model_filename(folder: str | Path) -> str:
+    """The ONNX file an ORT GenAI folder's config names (`model.onnx` as the builder writes it) (notebook 10)."""
+    cfg = json.loads((Path(folder) / CONFIG).read_text(encoding="utf-8"))
+    return cfg["model"]["decoder"]["filename"]

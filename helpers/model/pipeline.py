@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from helpers.model.chat_format import CHAT_TEMPLATE
+from helpers.domain.chat_format import CHAT_TEMPLATE
 
 
 def write_tokenizer_files(tok, out_dir: str | Path) -> None:
@@ -43,11 +43,12 @@ def write_tokenizer_files(tok, out_dir: str | Path) -> None:
 def prepare_tokenizer(out_dir: str | Path, n_dialogues: int = 40000, vocab_size: int = 1024, seed: int = 123):
     """Train the tokenizer on `n_dialogues` fresh training dialogues and save it in `out_dir`."""
     from helpers.data.synth import DialogueGenerator
-    from helpers.model.chat_format import render
+    from helpers.domain.chat_format import render
     from helpers.model.tokenizer import hf_tokenizer, train_tokenizer
 
     g = DialogueGenerator(split="train", seed=seed + 999)
-    texts = [render(d.messages, d.tools, add_generation_prompt=False) for d in (g.dialogue() for _ in range(n_dialogues))]
+    texts = [render(d.messages, d.tools, add_generation_prompt=False)
+             for d in (g.dialogue() for _ in range(n_dialogues))]
     model_file = train_tokenizer(texts, out_dir, vocab_size=vocab_size)
     tok = hf_tokenizer(model_file)
     write_tokenizer_files(tok, out_dir)
@@ -143,10 +144,11 @@ def export_all(run_dir: str | Path | None = None, log=print) -> dict[str, Any]:
     """Rebuild every shipped artefact from data/model (after packaging `run_dir` if given)."""
     import time
 
-    from helpers.data.synth import DEV_SEED, eval_cases, write_jsonl
+    from helpers.data.jsonl import write_jsonl
+    from helpers.data.synth import DEV_SEED, eval_cases
     from helpers.model.export import hf_to_gguf, hf_to_onnx_genai, quantize_gguf
-    from helpers.paths import EVAL_DIR, GGUF_DIR, MODEL_DIR, ONNX_DIR
-    from helpers.registry import write_manifest
+    from helpers.paths import MODEL_DIR
+    from helpers.registry import artefact_path, write_manifest
 
     timings: dict[str, float] = {}
 
@@ -159,11 +161,12 @@ def export_all(run_dir: str | Path | None = None, log=print) -> dict[str, Any]:
 
     if run_dir is not None:
         step("package", package_model, run_dir)
-    f16 = step("gguf-f16", hf_to_gguf, MODEL_DIR, GGUF_DIR / "edge-slm-f16.gguf", "f16")
-    step("gguf-q8_0", quantize_gguf, f16, GGUF_DIR / "edge-slm-q8_0.gguf", "Q8_0")
+    f16 = step("gguf-f16", hf_to_gguf, MODEL_DIR, artefact_path("gguf-f16"), "f16")
+    step("gguf-q8_0", quantize_gguf, f16, artefact_path("gguf-q8_0"), "Q8_0")
     for precision in ("int4", "fp32"):
-        step(f"onnx-{precision}", hf_to_onnx_genai, MODEL_DIR, ONNX_DIR / precision, precision)
-    EVAL_DIR.mkdir(parents=True, exist_ok=True)
-    step("dev-set", lambda: write_jsonl(eval_cases(300, seed=DEV_SEED), str(EVAL_DIR / "dev.jsonl")) or EVAL_DIR / "dev.jsonl")
+        step(f"onnx-{precision}", hf_to_onnx_genai, MODEL_DIR, artefact_path(f"onnx-{precision}").parent, precision)
+    dev = artefact_path("dev-set")
+    dev.parent.mkdir(parents=True, exist_ok=True)
+    step("dev-set", lambda: write_jsonl(eval_cases(300, seed=DEV_SEED), dev) or dev)
     doc = write_manifest()
     return {"timings_s": timings, "manifest": doc}

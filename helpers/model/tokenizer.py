@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from helpers.model.chat_format import BOS, CHAT_TEMPLATE, EOS, USER_SYMBOLS
+from helpers.domain.chat_format import BOS, CHAT_TEMPLATE, EOS, USER_SYMBOLS
 
 UNK = "<unk>"
 _WORD = re.compile(r"[^\W\d_]+")  # runs of letters (any script)

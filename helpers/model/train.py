@@ -12,14 +12,13 @@ import copy
 import json
 import math
 import re
-import os
 import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from helpers.model.chat_format import CALL_START, render_segments
+from helpers.domain.chat_format import CALL_START, render_segments
 
 
 @dataclass
@@ -190,27 +189,14 @@ def _batches(tok, gen, cfg: TrainConfig, rng: random.Random) -> Iterator[tuple[A
             yield ids, (lab, att, wts)
 
 
-def greedy_eval(model, tok, cases: list[dict[str, Any]], max_new_tokens: int = 64) -> float:
-    """Exact match of greedy tool calls on `cases` (eval-toolcalls format), with transformers: the same
-    prompt rendering, reply parsing and scoring as `python -m helpers eval-toolcalls`."""
-    from helpers.eval import predict, summarize
-    from helpers.runtimes.reference import TransformersRuntime
-
-    import torch
-
-    rng_state = torch.get_rng_state()  # the runtime seeds torch per request: training's random state stays
-    model.eval()
-    try:
-        preds = predict(TransformersRuntime.from_loaded(model, tok), cases, max_tokens=max_new_tokens)
-    finally:
-        model.train()
-        torch.set_rng_state(rng_state)
-    return summarize(cases, preds)["exact_match"]
-
-
 def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | None = None,
-          shape: ModelShape | None = None, log=print) -> dict[str, Any]:
-    """Train (or resume) a model in `out_dir`; returns the training record."""
+          shape: ModelShape | None = None, log=print,
+          evaluate: Callable[[Any, Any, list[dict[str, Any]]], float] | None = None) -> dict[str, Any]:
+    """Train (or resume) a model in `out_dir`; returns the training record.
+
+    `evaluate(model, tokenizer, cases) -> exact match` scores the dev cases every `cfg.eval_every` steps
+    (`python -m helpers train` passes `helpers.eval.transformers_exact_match`); the model layer does not
+    import the evaluation, it is handed one."""
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
     from transformers.utils import logging as hf_logging
@@ -224,6 +210,9 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
     if cfg.grow_layers and not cfg.init_from:
         raise ValueError("grow_layers deepens trained weights: give init_from (--init-from data/model) too, "
                          "or set the depth of a new model with its shape (--layers)")
+    if cfg.eval_every and cfg.eval_cases and evaluate is None:
+        raise ValueError("eval_every needs an evaluation: pass evaluate=helpers.eval.transformers_exact_match "
+                         "(as `python -m helpers train` does), or set eval_every=0 or eval_cases=0")
     out_dir = Path(out_dir)
     ckpt = out_dir / "checkpoint"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -313,14 +302,14 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
             history.append(rec)
             log(json.dumps(rec))
             loss_acc, tok_acc, n_acc = 0.0, 0, 0
-        if cfg.eval_every and step % cfg.eval_every == 0:
-            acc = greedy_eval(model, tok, dev)
+        if evaluate and cfg.eval_every and step % cfg.eval_every == 0:
+            acc = evaluate(model, tok, dev)
             history.append({"step": step, "dev_exact_match": round(acc, 4), "n": len(dev)})
             log(json.dumps(history[-1]))
         if step % cfg.save_every == 0:
             save()
-    if cfg.eval_every and step % cfg.eval_every:
-        acc = greedy_eval(model, tok, dev)
+    if evaluate and cfg.eval_every and step % cfg.eval_every:
+        acc = evaluate(model, tok, dev)
         history.append({"step": step, "dev_exact_match": round(acc, 4), "n": len(dev)})
         log(json.dumps(history[-1]))
     save()

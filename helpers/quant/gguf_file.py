@@ -62,7 +62,9 @@ def check_gguf(path: str | Path) -> Path:
     if magic != GGUF_MAGIC:
         raise NotGGUFError(f"{path} is not a GGUF file: it starts with {magic!r}, not the magic bytes {GGUF_MAGIC!r}. "
                            "Convert a transformers folder with helpers.model.export.hf_to_gguf first.")
-    return path
+    from helpers.runtimes.gguf_check import check_gguf_file
+
+    return check_gguf_file(path)  # a truncated file is named as such, not left to fail deep inside gguf-py
 
 
 def reader(path: str | Path):
@@ -178,7 +180,8 @@ def write_resized_gguf(like: str | Path, out: str | Path, hidden: int, seed: int
     meta = {name: f for name, f in r.fields.items() if not name.startswith("GGUF.")}
     arch = meta["general.architecture"].contents()
     old_h, old_ff = meta[f"{arch}.embedding_length"].contents(), meta[f"{arch}.feed_forward_length"].contents()
-    heads, kv_heads = meta[f"{arch}.attention.head_count"].contents(), meta[f"{arch}.attention.head_count_kv"].contents()
+    heads = meta[f"{arch}.attention.head_count"].contents()
+    kv_heads = meta[f"{arch}.attention.head_count_kv"].contents()
     if hidden % heads or hidden % 32:
         raise ValueError(f"hidden={hidden} must be a multiple of 32 and of the {heads} attention heads.")
     old_hd, new_hd = old_h // heads, hidden // heads

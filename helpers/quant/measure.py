@@ -8,14 +8,13 @@ of context). Perplexity is exp(mean negative log-likelihood of the actual next t
 `--kl-divergence` the tool reports the mean KL divergence KL(P_f16 || P_quant) of the next-token
 distributions and "Same top p", the share of positions where both models rank the same token first.
 
-This module reaches llama.cpp (llama-cpp-python) directly instead of going through the runtime
-interface, on purpose: it measures GGUF files as files (load time, logits of every position), which
-the runtime interface does not expose. Tool-call accuracy does go through a runtime (`EmbeddedRuntime`).
+Every model call goes through the runtime interface: `get_runtime("embedded", model=path)` loads a GGUF file
+in-process, and its optional capabilities (`tokenize`, `logits`, `next_token_logits`) give what a chat
+cannot: token ids, the logits of every position, one decode step at a time.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import math
@@ -28,8 +27,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from helpers.paths import BUILD, GGUF_DIR
+from helpers.paths import BUILD
+from helpers.model.export import quantized_gguf, quantized_path
 from helpers.quant.gguf_file import check_gguf, type_counts
+from helpers.registry import default_gguf
 from helpers.quant.quantize import quantize
 
 # The types notebook 09 compares (the issue asks for at least these), from small to large.
@@ -46,12 +47,12 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (  # key, header, format
 
 def default_source() -> Path:
     """The shipped f16 GGUF file that every type is quantized from (notebook 09)."""
-    return GGUF_DIR / "edge-slm-f16.gguf"
+    return default_gguf()
 
 
 def quant_path(qtype: str, out_dir: str | Path | None = None) -> Path:
     """Where the file of `qtype` goes: build/quant/edge-slm-<type>.gguf (notebook 09)."""
-    return Path(out_dir or QUANT_DIR) / f"edge-slm-{qtype.lower()}.gguf"
+    return quantized_path(qtype, out_dir or QUANT_DIR)
 
 
 def answered_by(path: str | Path) -> str:
@@ -61,11 +62,11 @@ def answered_by(path: str | Path) -> str:
 
 # ----------------------------------------------------------------------------------------- held-out text
 def held_out_text(n_dialogues: int = 60, seed: int = 2024) -> str:
-    """Dev-split dialogues rendered with the model's chat template: text the model never trained on (nb 09)."""
+    """Dev-split dialogues rendered with the model's chat template: text the model never trained on (notebook 09)."""
     if n_dialogues < 1:
         raise ValueError(f"n_dialogues must be at least 1, not {n_dialogues}.")
     from helpers.data.synth import DialogueGenerator
-    from helpers.model.chat_format import render
+    from helpers.domain.chat_format import render
 
     g = DialogueGenerator(split="dev", seed=seed)
     return "".join(render(d.messages, d.tools, add_generation_prompt=False)
@@ -93,19 +94,26 @@ def _quiet_native(log_path: Path | None = None) -> Iterator[None]:
             os.close(saved)
 
 
-def _load(path: Path, n_ctx: int, threads: int, logits_all: bool):
-    """A llama.cpp model with BOTH thread counts set: llama-cpp-python's `n_threads_batch` defaults to every
-    core, and on a busy machine those threads spin-wait (a 40x slowdown was measured while training ran)."""
-    import llama_cpp
+def _runtime(path: Path, n_ctx: int, threads: int, logits_all: bool):
+    """The embedded runtime on a GGUF file, not loaded yet, with BOTH thread counts set to `threads` (the runtime
+    sets llama-cpp-python's `n_threads_batch`, which defaults to every core: on a busy machine those threads
+    spin-wait, a 40x slowdown was measured while training ran) and the whole context in one batch."""
+    from helpers.runtimes import get_runtime
 
+    return get_runtime("embedded", model=str(path), n_ctx=n_ctx, n_threads=threads, n_batch=n_ctx, n_ubatch=n_ctx,
+                       logits_all=logits_all)
+
+
+def _load(path: Path, n_ctx: int, threads: int, logits_all: bool):
+    """`_runtime(...)` with its model loaded, llama.cpp's log lines sent to a file."""
+    rt = _runtime(path, n_ctx, threads, logits_all)
     with _quiet_native():
-        return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
-                               n_threads=threads, n_threads_batch=threads, logits_all=logits_all, verbose=False,
-                               seed=123)
+        rt.load()
+    return rt
 
 
 def held_out_tokens(path: str | Path, n_dialogues: int = 60, seed: int = 2024) -> tuple[list[int], list[bool]]:
-    """Token ids of `held_out_text(n_dialogues, seed)` and, per token, whether the assistant wrote it (nb 09).
+    """Token ids of `held_out_text(n_dialogues, seed)` and, per token, whether the assistant wrote it (notebook 09).
 
     The text is tokenized segment by segment (`render_segments`); the workbook's tokenizer keeps chat
     markers whole, so the ids equal those of the whole text and the mask says which tokens the model
@@ -113,7 +121,7 @@ def held_out_tokens(path: str | Path, n_dialogues: int = 60, seed: int = 2024) -
     if n_dialogues < 1:
         raise ValueError(f"n_dialogues must be at least 1, not {n_dialogues}.")
     from helpers.data.synth import DialogueGenerator
-    from helpers.model.chat_format import render_segments
+    from helpers.domain.chat_format import render_segments
 
     g = DialogueGenerator(split="dev", seed=seed)
     llm = _load(check_gguf(path), 64, 1, False)
@@ -123,7 +131,7 @@ def held_out_tokens(path: str | Path, n_dialogues: int = 60, seed: int = 2024) -
         for _ in range(n_dialogues):
             d = g.dialogue()
             for text, is_reply in render_segments(d.messages, d.tools, add_generation_prompt=False):
-                ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+                ids = llm.tokenize(text)
                 tokens += ids
                 mask += [is_reply] * len(ids)
     finally:
@@ -132,24 +140,25 @@ def held_out_tokens(path: str | Path, n_dialogues: int = 60, seed: int = 2024) -
 
 
 def scored_positions(n_tokens: int, n_ctx: int) -> np.ndarray:
-    """Indices of the tokens `logits(path, tokens, n_ctx)` scores, in its row order (nb 09)."""
+    """Indices of the tokens `logits(path, tokens, n_ctx)` scores, in its row order (notebook 09)."""
     first = n_ctx // 2
     return np.concatenate([np.arange(c * n_ctx + first + 1, (c + 1) * n_ctx) for c in range(n_tokens // n_ctx)]
                           or [np.zeros(0, dtype=np.int64)])
 
 
 def tokenize(path: str | Path, text: str) -> list[int]:
-    """Token ids of `text` with the GGUF's own tokenizer, chat markers parsed as special tokens (nb 09)."""
+    """Token ids of `text` with the GGUF's own tokenizer, chat markers parsed as special tokens (notebook 09)."""
     llm = _load(check_gguf(path), 64, 1, False)
     try:
-        return llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        return llm.tokenize(text)
     finally:
         llm.close()
 
 
 # ----------------------------------------------------------------------------------------- quality
 def check_chunks(n_tokens: int, n_ctx: int) -> int:
-    """How many whole chunks of `n_ctx` tokens `n_tokens` holds; a clear error for a bad n_ctx or too few (nb 09)."""
+    """How many whole chunks of `n_ctx` tokens `n_tokens` holds; a clear error for a bad n_ctx or too few
+    (notebook 09)."""
     if n_ctx < 8 or n_ctx % 2:
         raise ValueError(f"n_ctx must be an even number of at least 8 tokens, not {n_ctx}.")
     if n_tokens < n_ctx:
@@ -177,24 +186,18 @@ def chunked_logits(run: Callable[[list[int]], Any], tokens: Sequence[int], n_ctx
 
 def logits(path: str | Path, tokens: Sequence[int], n_ctx: int = 256,
            threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Scored next-token logits [n, vocab] and their target ids [n], chunked like llama-perplexity (nb 09)."""
+    """Scored next-token logits [n, vocab] and their target ids [n], chunked like llama-perplexity (notebook 09)."""
     path = check_gguf(path)
     check_chunks(len(tokens), n_ctx)  # bad input fails before the model loads
     llm = _load(path, n_ctx, threads, True)
-
-    def run(chunk: list[int]) -> np.ndarray:
-        llm.reset()
-        llm.eval(chunk)
-        return llm.scores[:len(chunk)]
-
     try:
-        return chunked_logits(run, tokens, n_ctx, llm.token_bos())
+        return chunked_logits(llm.logits, tokens, n_ctx, llm.bos_token_id())
     finally:
         llm.close()
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax in float64, stable for large logits (nb 09)."""
+    """Row-wise log-softmax in float64, stable for large logits (notebook 09)."""
     x = np.asarray(x, dtype=np.float64)
     y = x - x.max(axis=-1, keepdims=True)
     return y - np.log(np.exp(y).sum(axis=-1, keepdims=True))
@@ -211,7 +214,7 @@ def _check_logits(a: np.ndarray, name: str) -> np.ndarray:
 
 
 def token_logprobs(logits_: np.ndarray, targets: Sequence[int]) -> np.ndarray:
-    """Log-probability of each target token under its row of logits (nb 09)."""
+    """Log-probability of each target token under its row of logits (notebook 09)."""
     logits_ = _check_logits(logits_, "logits")
     t = np.asarray(targets, dtype=np.int64)
     if t.shape != (logits_.shape[0],):
@@ -224,13 +227,13 @@ def token_logprobs(logits_: np.ndarray, targets: Sequence[int]) -> np.ndarray:
 
 
 def perplexity(logits_: np.ndarray, targets: Sequence[int]) -> float:
-    """exp(mean negative log-likelihood) of the targets: llama-perplexity's PPL (nb 09)."""
+    """exp(mean negative log-likelihood) of the targets: llama-perplexity's PPL (notebook 09)."""
     return float(math.exp(-token_logprobs(logits_, targets).mean()))
 
 
 def kl_and_top1(base_logits: np.ndarray, quant_logits: np.ndarray) -> tuple[float, float]:
     """Mean KL(P_base || P_quant) of the next-token distributions and top-1 agreement, like
-    `llama-perplexity --kl-divergence` ("Mean KLD" and "Same top p" as a fraction) (nb 09)."""
+    `llama-perplexity --kl-divergence` ("Mean KLD" and "Same top p" as a fraction) (notebook 09)."""
     base = _check_logits(base_logits, "base_logits")
     quant = _check_logits(quant_logits, "quant_logits")
     if base.shape != quant.shape:
@@ -240,6 +243,21 @@ def kl_and_top1(base_logits: np.ndarray, quant_logits: np.ndarray) -> tuple[floa
     kld = (np.exp(lp) * (lp - lq)).sum(axis=-1)
     top1 = (base.argmax(axis=-1) == quant.argmax(axis=-1)).mean()
     return float(max(0.0, kld.mean())), float(top1)
+
+
+def measurement_row(name: str, size_bytes: int, base_bytes: int, logits_: np.ndarray, targets: np.ndarray,
+                    ref_logits: np.ndarray, reply: np.ndarray | None = None, *extra: dict[str, Any]) -> dict[str, Any]:
+    """One row of the quantization tables, for GGUF and ONNX alike (notebooks 09 and 10, bench-quant, bench-onnx):
+    type, size_mb, ratio_vs_f16 (`base_bytes` / `size_bytes`), ppl (all scored tokens), ppl_reply (the tokens
+    the assistant wrote, by the mask `reply`; None without one), kld and top1 against `ref_logits`, then the
+    `extra` measurements (speed, tool-call exact match) merged in."""
+    row: dict[str, Any] = {"type": name, "size_mb": size_bytes / 1e6, "ratio_vs_f16": base_bytes / size_bytes,
+                           "ppl": perplexity(logits_, targets)}
+    row["ppl_reply"] = perplexity(logits_[reply], targets[reply]) if reply is not None and reply.any() else None
+    row["kld"], row["top1"] = kl_and_top1(ref_logits, logits_)
+    for e in extra:
+        row.update(e)
+    return row
 
 
 # ----------------------------------------------------------------------------------------- speed
@@ -255,12 +273,10 @@ def prompt_of_length(tokens: Sequence[int], n: int) -> list[int]:
 
 def speed(path: str | Path, runs: int = 3, prompt_tokens: Sequence[int] | None = None, n_prompt: int = 128,
           n_gen: int = 64, threads: int = 1) -> dict[str, float]:
-    """Median load seconds, prompt tokens/s and generation tokens/s over `runs` fresh loads (nb 09).
+    """Median load seconds, prompt tokens/s and generation tokens/s over `runs` fresh loads (notebook 09).
 
     Like llama-bench's pp/tg tests: the prompt is evaluated in one batch, then `n_gen` tokens are decoded
     one at a time (greedy, never stopping early), each run in a freshly loaded model."""
-    import llama_cpp
-
     path = check_gguf(path)
     if runs < 1 or n_prompt < 1 or n_gen < 1:
         raise ValueError("runs, n_prompt and n_gen must all be at least 1.")
@@ -269,18 +285,20 @@ def speed(path: str | Path, runs: int = 3, prompt_tokens: Sequence[int] | None =
     prompt = prompt_of_length(prompt_tokens, n_prompt)
     loads, pps, tgs = [], [], []
     for _ in range(runs):
+        llm = _runtime(path, n_prompt + n_gen + 8, threads, False)  # checked (file, checksum) before the clock
         t0 = time.perf_counter()
-        llm = _load(path, n_prompt + n_gen + 8, threads, False)
+        with _quiet_native():
+            llm.load()
         loads.append(time.perf_counter() - t0)
         try:
-            n_vocab = llm.n_vocab()
+            seq = list(prompt)
             t0 = time.perf_counter()
-            llm.eval(prompt)
+            row = llm.next_token_logits(seq)  # the prompt in one batch
             pps.append(n_prompt / (time.perf_counter() - t0))
             t0 = time.perf_counter()
-            for _ in range(n_gen):
-                row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,))
-                llm.eval([int(row.argmax())])
+            for _ in range(n_gen):  # each step evaluates only the new token (the KV cache holds the rest)
+                seq.append(int(row.argmax()))
+                row = llm.next_token_logits(seq)
             tgs.append(n_gen / (time.perf_counter() - t0))
         finally:
             llm.close()
@@ -305,25 +323,21 @@ def runtime_exact_match(rt: Any, cases: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def tool_exact_match(path: str | Path, cases: list[dict[str, Any]], threads: int = 1) -> dict[str, Any]:
-    """Tool-call exact match of a GGUF file on eval cases, through the embedded runtime (nb 09)."""
-    from helpers.runtimes.embedded import EmbeddedRuntime
+    """Tool-call exact match of a GGUF file on eval cases, through the embedded runtime (notebook 09)."""
+    from helpers.runtimes import get_runtime
 
     path = check_gguf(path)
-    # EmbeddedRuntime sets n_threads_batch = n_threads, so prompt threads are pinned to `threads` as well
-    return runtime_exact_match(EmbeddedRuntime(model_path=path, n_threads=threads), cases)
+    # the embedded runtime sets n_threads_batch = n_threads, so prompt threads are pinned to `threads` as well
+    return runtime_exact_match(get_runtime("embedded", model=str(path), n_threads=threads), cases)
 
 
 # ----------------------------------------------------------------------------------------- quantize + table
 def quantize_type(src: str | Path, qtype: str, out_dir: str | Path | None = None, threads: int = 2,
                   force: bool = False) -> Path:
-    """Quantize `src` to `qtype` under build/quant, unless a file newer than `src` is there already (nb 09)."""
-    src = check_gguf(src)
-    dst = quant_path(qtype, out_dir)
-    if not force and dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime and dst.stat().st_size > 0:
-        return dst
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    quantize(src, dst, qtype, threads=threads)  # notebook 08's helper: checks, quiet log, fallback warnings
-    return dst
+    """Quantize `src` to `qtype` under build/quant, unless a file newer than `src` is there already (notebook 09):
+    `helpers.model.export.quantized_gguf` with notebook 08's checked `quantize` (checks, quiet log, warnings)."""
+    return quantized_gguf(check_gguf(src), qtype, out_dir or QUANT_DIR, threads=threads, force=force,
+                          quantizer=quantize)
 
 
 def _check_types(types: Sequence[str]) -> list[str]:
@@ -344,7 +358,7 @@ def measure_types(types: Sequence[str] = DEFAULT_TYPES, src: str | Path | None =
                   runs: int = 3, n_prompt: int = 128, n_gen: int = 64, threads: int = 1, seed: int = 2024,
                   out_dir: str | Path | None = None,
                   log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Quantize `src` (the f16 GGUF) to each type and measure it; one row per type, F16 first (nb 09).
+    """Quantize `src` (the f16 GGUF) to each type and measure it; one row per type, F16 first (notebook 09).
 
     Row keys: type, path, size_mb, ratio_vs_f16 (how many times smaller than f16), load_s, prompt_tps,
     gen_tps (medians over `runs`), ppl (all scored tokens, as llama-perplexity), ppl_reply (only the tokens
@@ -362,14 +376,10 @@ def measure_types(types: Sequence[str] = DEFAULT_TYPES, src: str | Path | None =
     rows: list[dict[str, Any]] = []
     for qtype in [BASE_TYPE] + qtypes:
         path = src if qtype == BASE_TYPE else quantize_type(src, qtype, out_dir)
-        row: dict[str, Any] = {"type": qtype, "path": str(path), "size_mb": path.stat().st_size / 1e6,
-                               "ratio_vs_f16": f16_bytes / path.stat().st_size}
         q_logits = base_logits if qtype == BASE_TYPE else logits(path, tokens, n_ctx=n_ctx, threads=threads)[0]
-        row["ppl"] = perplexity(q_logits, targets)
-        row["ppl_reply"] = perplexity(q_logits[reply], targets[reply]) if reply.any() else None
-        row["kld"], row["top1"] = kl_and_top1(base_logits, q_logits)
         sp = speed(path, runs=runs, prompt_tokens=tokens, n_prompt=n_prompt, n_gen=n_gen, threads=threads)
-        row.update({k: sp[k] for k in ("load_s", "prompt_tps", "gen_tps")})
+        row = measurement_row(qtype, path.stat().st_size, f16_bytes, q_logits, targets, base_logits, reply,
+                              {"path": str(path)}, {k: sp[k] for k in ("load_s", "prompt_tps", "gen_tps")})
         if cases is not None:
             em = tool_exact_match(path, cases, threads=threads)
             row.update(exact_match=em["exact_match"], n_cases=em["n"], passed=em["passed"],
@@ -386,7 +396,7 @@ def measure_types(types: Sequence[str] = DEFAULT_TYPES, src: str | Path | None =
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    """The measured table as fixed-width text, one line per type (nb 09, `bench-quant`)."""
+    """The measured table as fixed-width text, one line per type (notebook 09, `bench-quant`)."""
     lines = ["".join(_cell(h, fmt, header=True) for _, h, fmt in TABLE_COLUMNS)]
     for r in rows:
         lines.append("".join(_cell(r.get(k), fmt) for k, _, fmt in TABLE_COLUMNS))
@@ -401,7 +411,7 @@ def _cell(value: Any, fmt: str, header: bool = False) -> str:
 
 
 def frontier(rows: list[dict[str, Any]], quality: str = "kld") -> list[str]:
-    """Types on the size/quality Pareto frontier: no other type is both smaller and at least as good (nb 09).
+    """Types on the size/quality Pareto frontier: no other type is both smaller and at least as good (notebook 09).
 
     `quality` is "kld" or "ppl" (lower is better) or "exact_match" or "top1" (higher is better)."""
     if quality not in ("kld", "ppl", "exact_match", "top1"):
@@ -420,7 +430,8 @@ def frontier(rows: list[dict[str, Any]], quality: str = "kld") -> list[str]:
 # ----------------------------------------------------------------------------------------- recommend
 def recommend(rows: list[dict[str, Any]], memory_budget_mb: float, min_exact_match: float | None = None,
               max_kld: float | None = None, prefer: str = "quality") -> dict[str, Any]:
-    """The type to use within a memory budget (MB of weights file) and a quality floor, from measured rows (nb 09).
+    """The type to use within a memory budget (MB of weights file) and a quality floor, from measured rows
+    (notebook 09).
 
     Among the rows that fit, `prefer="quality"` picks the highest exact match (then lowest KLD, then the
     smaller file); `prefer="size"` picks the smallest file. Raises ValueError saying what would fit."""
@@ -472,7 +483,7 @@ def recommend(rows: list[dict[str, Any]], memory_budget_mb: float, min_exact_mat
 
 def target_sentence(rows: list[dict[str, Any]], qtype: str = "Q4_K_M", min_ratio: float = 3.0,
                     max_drop_points: float = 2.0) -> str:
-    """A sentence, built from measured rows, on whether `qtype` meets the size and accuracy target (nb 09)."""
+    """A sentence, built from measured rows, on whether `qtype` meets the size and accuracy target (notebook 09)."""
     by = {r["type"]: r for r in rows}
     if BASE_TYPE not in by or qtype not in by:
         raise ValueError(f"rows must include {BASE_TYPE} and {qtype}: measure_types([... '{qtype}' ...]).")
@@ -508,7 +519,7 @@ def target_sentence(rows: list[dict[str, Any]], qtype: str = "Q4_K_M", min_ratio
 
 
 # ----------------------------------------------------------------------------------------- command line
-def bench_quant(a: argparse.Namespace) -> int:
+def bench_quant(a: Any) -> int:
     """Run `bench-quant` from parsed arguments: quantize, measure, print the table (notebook 09)."""
     import json
 
@@ -526,14 +537,3 @@ def bench_quant(a: argparse.Namespace) -> int:
         Path(a.json).write_text(json.dumps([{k: v for k, v in r.items() if k != "passed"} for r in rows],
                                            indent=1) + "\n")
     return 0
-
-
-def bench_quant_main(argv: list[str] | None = None) -> int:
-    """`python -m helpers.quant.measure ...`, the same as `python -m helpers bench-quant ...` (notebook 09)."""
-    from helpers.cli import main
-
-    return main(["bench-quant", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(bench_quant_main())

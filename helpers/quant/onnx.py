@@ -21,57 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from helpers.model.export import hf_to_onnx_genai
+# the folder checks live beside the export that writes the folders (helpers.model.export)
+from helpers.model.export import (CONFIG, HOW_TO_BUILD, check_genai_folder, check_onnx_file,  # noqa: F401
+                                  hf_to_onnx_genai, model_filename)
 from helpers.quant.measure import check_chunks, chunked_logits, prompt_of_length, runtime_exact_match
 
-CONFIG = "genai_config.json"
-HOW_TO_BUILD = ("build one with `python -m helpers export`, or in Python with "
-                "`helpers.model.export.hf_to_onnx_genai(MODEL_DIR, out_dir, 'fp32')`")
 PROVIDERS = ("cpu", "cuda", "DML", "OpenVINO", "QNN", "WebGPU")  # names ORT GenAI's Config.append_provider takes
 
 
-def check_onnx_file(path: str | Path) -> Path:
-    """Notebook 10: `path` if it is an ONNX model file, else a clear error saying what to pass instead."""
-    import onnx
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No ONNX file at {path}: {HOW_TO_BUILD}.")
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder; pass the model file inside it (usually {path / 'model.onnx'}).")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError and friends
-        raise ValueError(f"{path} is not an ONNX model ({type(exc).__name__}). Pass a model.onnx written by "
-                         f"the ORT GenAI builder or torch.onnx.export; {HOW_TO_BUILD}.") from None
-    if not model.graph.node:
-        raise ValueError(f"{path} parsed as ONNX but holds no graph nodes: it is not an ONNX model. {HOW_TO_BUILD}.")
-    return path
-
-
-def check_genai_folder(path: str | Path) -> Path:
-    """Notebook 10: `path` if it is an ORT GenAI model folder, else a clear error saying how to make one."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No ORT GenAI folder at {path}: {HOW_TO_BUILD}.")
-    if path.is_file():
-        raise NotADirectoryError(f"{path} is a file; pass the ORT GenAI folder that holds {CONFIG} "
-                                 f"(for example {path.parent}).")
-    if not (path / CONFIG).exists():
-        raise FileNotFoundError(f"{path} is not an ORT GenAI folder: it has no {CONFIG}. {HOW_TO_BUILD[0].upper()}"
-                                f"{HOW_TO_BUILD[1:]}.")
-    check_onnx_file(path / model_filename(path))
-    return path
-
-
-def model_filename(folder: str | Path) -> str:
-    """Notebook 10: the ONNX file an ORT GenAI folder's config names (`model.onnx` as the builder writes it)."""
-    cfg = json.loads((Path(folder) / CONFIG).read_text(encoding="utf-8"))
-    return cfg["model"]["decoder"]["filename"]
-
-
 def model_bytes(folder: str | Path) -> int:
-    """Notebook 10: bytes of the model's ONNX files (graph + external weights), without tokenizer and config."""
+    """Bytes of the model's ONNX files (graph + external weights), without tokenizer and config (notebook 10)."""
     folder = check_genai_folder(folder)
     name = model_filename(folder)
     return sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and p.name.startswith(name))
@@ -82,7 +41,7 @@ build_genai = hf_to_onnx_genai
 
 
 def quantize_int8(src_dir: str | Path, dst_dir: str | Path, per_channel: bool = False) -> Path:
-    """Notebook 10: copy an ORT GenAI folder with its MatMul/Gather weights quantized to int8 (ORT dynamic)."""
+    """Copy an ORT GenAI folder with its MatMul/Gather weights quantized to int8 (ORT dynamic) (notebook 10)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     src = check_genai_folder(src_dir)
@@ -103,7 +62,7 @@ def quantize_int8(src_dir: str | Path, dst_dir: str | Path, per_channel: bool = 
 
 
 def load(folder: str | Path, threads: int | None = None):
-    """Notebook 10: an `onnxruntime_genai.Model` for a checked ORT GenAI folder (`threads`: intra-op threads)."""
+    """An `onnxruntime_genai.Model` for a checked ORT GenAI folder (`threads`: intra-op threads) (notebook 10)."""
     import onnxruntime_genai as og
 
     cfg = og.Config(str(check_genai_folder(folder)))
@@ -115,7 +74,7 @@ def load(folder: str | Path, threads: int | None = None):
 
 
 def prompt_logits(model, ids: list[int]) -> np.ndarray:
-    """Notebook 10: logits [len(ids), vocab] after each position of `ids`, from one ORT GenAI prefill."""
+    """Logits [len(ids), vocab] after each position of `ids`, from one ORT GenAI prefill (notebook 10)."""
     import onnxruntime_genai as og
 
     if not len(ids):
@@ -129,7 +88,7 @@ def prompt_logits(model, ids: list[int]) -> np.ndarray:
 
 
 def logits(model, tokens: list[int], n_ctx: int = 256, bos: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Notebook 10: scored logits and targets of `tokens`, chunked exactly like `measure.logits` (llama-perplexity).
+    """Scored logits and targets of `tokens`, chunked exactly like `measure.logits` (llama-perplexity) (notebook 10).
 
     Each chunk of `n_ctx` tokens starts a fresh context with `bos`; only its second half is scored
     (`measure.chunked_logits`). `model` is an ORT GenAI folder, an `og.Model`, or a function from token ids
@@ -146,12 +105,13 @@ def logits(model, tokens: list[int], n_ctx: int = 256, bos: int = 1) -> tuple[np
     elif callable(model):
         run = model
     else:
-        raise TypeError(f"model must be an ORT GenAI folder, an og.Model or a function ids -> logits, not {type(model)}.")
+        raise TypeError(f"model must be an ORT GenAI folder, an og.Model or a function ids -> logits, "
+                        f"not {type(model)}.")
     return chunked_logits(run, tokens, n_ctx, bos)
 
 
 def transformers_logits(hf_dir: str | Path, ids: list[int], model: Any = None) -> np.ndarray:
-    """Notebook 10: the same logits from the transformers weights (the reference the export must match)."""
+    """The same logits from the transformers weights (the reference the export must match) (notebook 10)."""
     import torch
 
     if model is None:
@@ -163,7 +123,7 @@ def transformers_logits(hf_dir: str | Path, ids: list[int], model: Any = None) -
 
 
 def greedy(model, tokenizer, ids: list[int], max_new_tokens: int) -> list[int]:
-    """Notebook 10: greedy token ids after `ids` with ORT GenAI's generator, stopping at end of sequence."""
+    """Greedy token ids after `ids` with ORT GenAI's generator, stopping at end of sequence (notebook 10)."""
     import onnxruntime_genai as og
 
     params = og.GeneratorParams(model)
@@ -180,7 +140,7 @@ def greedy(model, tokenizer, ids: list[int], max_new_tokens: int) -> list[int]:
 
 def speed(folder: str | Path, prompt_tokens: list[int], runs: int = 3, n_prompt: int = 128, n_gen: int = 64,
           threads: int | None = 1) -> dict[str, Any]:
-    """Notebook 10: median load seconds, prompt tokens/s and generation tokens/s over `runs` fresh loads.
+    """Median load seconds, prompt tokens/s and generation tokens/s over `runs` fresh loads (notebook 10).
 
     The same test as `measure.speed` for GGUF (llama-bench's pp/tg): the prompt in one prefill, then exactly
     `n_gen` decode steps (end of sequence suppressed with `min_length`), greedy.
@@ -214,22 +174,22 @@ def speed(folder: str | Path, prompt_tokens: list[int], runs: int = 3, n_prompt:
 
 
 def answered_by(folder: str | Path) -> str:
-    """Notebook 10: the `runtime/model` label of an ORT GenAI folder, as `OrtGenAIRuntime` reports it."""
-    from helpers.runtimes.reference import OrtGenAIRuntime
+    """The `runtime/model` label of an ORT GenAI folder, as `OrtGenAIRuntime` reports it (notebook 10)."""
+    from helpers.runtimes import get_runtime
 
-    rt = OrtGenAIRuntime(folder)
+    rt = get_runtime("ortgenai", model=str(folder), check=False)
     return f"{rt.name}/{rt.model}"
 
 
 def tool_exact_match(folder: str | Path, cases: list[dict[str, Any]]) -> dict[str, Any]:
-    """Notebook 10: tool-call exact match of an ORT GenAI folder through `OrtGenAIRuntime` (as `measure` for GGUF)."""
-    from helpers.runtimes.reference import OrtGenAIRuntime
+    """Tool-call exact match of an ORT GenAI folder through `OrtGenAIRuntime` (as `measure` for GGUF) (notebook 10)."""
+    from helpers.runtimes import get_runtime
 
-    return runtime_exact_match(OrtGenAIRuntime(check_genai_folder(folder)), cases)
+    return runtime_exact_match(get_runtime("ortgenai", model=str(check_genai_folder(folder))), cases)
 
 
 def try_providers(folder: str | Path, providers: tuple[str, ...] = PROVIDERS) -> list[dict[str, Any]]:
-    """Notebook 10: try to load `folder` with each ORT GenAI execution provider; what loaded, or why not."""
+    """Try to load `folder` with each ORT GenAI execution provider; what loaded, or why not (notebook 10)."""
     import onnxruntime_genai as og
 
     folder = check_genai_folder(folder)
@@ -248,10 +208,11 @@ def try_providers(folder: str | Path, providers: tuple[str, ...] = PROVIDERS) ->
 
 
 # ----------------------------------------------------------------------------------------- command line
-def compare(out_dir: str | Path, hf_dir: str | Path | None = None, gguf_types: tuple[str, ...] = ("F16", "Q8_0", "Q4_K_M"),
+def compare(out_dir: str | Path, hf_dir: str | Path | None = None,
+            gguf_types: tuple[str, ...] = ("F16", "Q8_0", "Q4_K_M"),
             cases: list[dict[str, Any]] | None = None, n_dialogues: int = 60, n_ctx: int = 256, runs: int = 3,
             n_prompt: int = 128, n_gen: int = 64, threads: int = 1, seed: int = 2024) -> list[dict[str, Any]]:
-    """Notebook 10 (`python -m helpers bench-onnx`): build fp32/int8/int4 ORT GenAI folders and measure them
+    """Build fp32/int8/int4 ORT GenAI folders and measure them (notebook 10, `python -m helpers bench-onnx`)
     beside GGUF types, all against the fp32 ONNX logits; rows in `measure.format_rows`'s format."""
     from helpers.paths import MODEL_DIR
     from helpers.quant import measure
@@ -268,24 +229,20 @@ def compare(out_dir: str | Path, hf_dir: str | Path | None = None, gguf_types: t
     f16_bytes = f16.stat().st_size
     rows: list[dict[str, Any]] = []
 
-    def row(name: str, size: int, lg: np.ndarray) -> dict[str, Any]:
-        r = {"type": name, "size_mb": size / 1e6, "ratio_vs_f16": f16_bytes / size,
-             "ppl": measure.perplexity(lg, targets), "ppl_reply": measure.perplexity(lg[reply], targets[reply])}
-        r["kld"], r["top1"] = measure.kl_and_top1(ref, lg)
-        return r
-
+    no_cases = {"exact_match": None, "answered_by": None}
     for name, folder in folders.items():
         lg = ref if name == "ort-fp32" else logits(load(folder, threads), tokens, n_ctx)[0]
-        r = row(name, model_bytes(folder), lg)
-        r.update(speed(folder, tokens, runs=runs, n_prompt=n_prompt, n_gen=n_gen, threads=threads))
-        r.update(tool_exact_match(folder, cases) if cases else {"exact_match": None, "answered_by": None})
-        rows.append(r)
+        rows.append(measure.measurement_row(
+            name, model_bytes(folder), f16_bytes, lg, targets, ref, reply,
+            speed(folder, tokens, runs=runs, n_prompt=n_prompt, n_gen=n_gen, threads=threads),
+            tool_exact_match(folder, cases) if cases else no_cases))
     for qtype in gguf_types:
         path = f16 if qtype.upper() == "F16" else measure.quantize_type(f16, qtype, out_dir / "gguf")
-        r = row(qtype.upper(), path.stat().st_size, measure.logits(path, tokens, n_ctx, threads)[0])
-        r.update(measure.speed(path, runs=runs, prompt_tokens=tokens, n_prompt=n_prompt, n_gen=n_gen, threads=threads))
-        r.update(measure.tool_exact_match(path, cases, threads) if cases else {"exact_match": None, "answered_by": None})
-        rows.append(r)
+        rows.append(measure.measurement_row(
+            qtype.upper(), path.stat().st_size, f16_bytes, measure.logits(path, tokens, n_ctx, threads)[0], targets,
+            ref, reply,
+            measure.speed(path, runs=runs, prompt_tokens=tokens, n_prompt=n_prompt, n_gen=n_gen, threads=threads),
+            measure.tool_exact_match(path, cases, threads) if cases else no_cases))
     return rows
 
 
@@ -302,16 +259,3 @@ def bench_onnx(a: Any) -> int:
         if r.get("answered_by"):
             print(f"{r['type']:<8} answered by: {r['answered_by']}")
     return 0
-
-
-def bench_onnx_main(argv: list[str] | None = None) -> int:
-    """`python -m helpers.quant.onnx ...`, the same as `python -m helpers bench-onnx ...` (notebook 10)."""
-    import sys
-
-    from helpers.cli import main
-
-    return main(["bench-onnx", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(bench_onnx_main())

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from helpers.runtimes.base import (Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, ToolCall,
-                                   validate_call)
+from helpers.runtimes.base import (CAPABILITIES, Availability, CapabilityUnavailable, ChatResult, Runtime,
+                                   RuntimeUnavailable, StreamEvent, ToolCall, validate_call)
 
 AUTO_ORDER = ("ollama", "vllm", "openai", "embedded")  # openai only when its URL is on this machine
 
@@ -50,8 +50,11 @@ def check_runtime_name(name: str) -> str:
     return key
 
 
-def get_runtime(name: str | None = None, model: str | None = None, **kwargs: Any) -> Runtime:
-    """The runtime to use: `name` or EDGEAI_RUNTIME (default auto), with `model` or EDGEAI_MODEL."""
+def get_runtime(name: str | None = None, model: str | None = None, *, check: bool = True, **kwargs: Any) -> Runtime:
+    """The runtime to use: `name` or EDGEAI_RUNTIME (default auto), with `model` or EDGEAI_MODEL.
+
+    A runtime named explicitly is checked (`availability()`) unless `check=False`, which only builds it (for a
+    remote endpoint that should not be contacted before the first request)."""
     key = check_runtime_name(name if name is not None else os.environ.get("EDGEAI_RUNTIME", "auto"))
     model = model if model is not None else (os.environ.get("EDGEAI_MODEL") or None)
     if key == "auto":
@@ -69,6 +72,8 @@ def get_runtime(name: str | None = None, model: str | None = None, **kwargs: Any
     if key == "llamacpp":  # starts a server: only when asked for by name
         return _factory(key)(model=model, **kwargs)
     rt = _factory(key)(model=model, **kwargs)
+    if not check:
+        return rt
     av = rt.availability()
     if not av.ok:
         raise RuntimeUnavailable(f"Runtime {key!r} is not available: {av.detail}. To use it: {av.fix}. "
@@ -103,5 +108,21 @@ def survey() -> list[Availability]:
     return rows
 
 
-__all__ = ["Availability", "ChatResult", "Runtime", "RuntimeUnavailable", "StreamEvent", "ToolCall",
+__all__ = ["Availability", "CAPABILITIES", "CapabilityUnavailable", "ChatResult", "Runtime", "RuntimeUnavailable",
+           "StreamEvent", "ToolCall",
            "RUNTIME_NAMES", "get_runtime", "survey", "check_runtime_name", "validate_call"]
+
+
+# The concrete runtimes and their helpers, for notebooks (`from helpers.runtimes import EmbeddedRuntime`); each
+# loads its module on first use. Agents, quant, serving and monitoring use get_runtime() instead.
+from helpers.face import lazy_face  # noqa: E402
+
+__getattr__, _face_dir, _FACE = lazy_face(__name__, {
+    "embedded": ["EmbeddedRuntime", "time_to_first_token"],
+    "openai_compat": ["OpenAICompatRuntime", "LlamaCppServerRuntime", "VLLMRuntime", "llamacpp_startable"],
+    "foundry": ["FoundryRuntime"],
+    "ollama": ["OllamaRuntime"],
+    "reference": ["TransformersRuntime", "OrtGenAIRuntime"],
+    "constrained": ["extractive_tools"],
+})
+__all__ += _FACE

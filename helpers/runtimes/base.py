@@ -12,7 +12,7 @@ import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 
 def default_threads() -> int:
@@ -27,6 +27,15 @@ def default_threads() -> int:
 
 class RuntimeUnavailable(RuntimeError):
     """A runtime was asked for but cannot be used; the message says how to start or install it."""
+
+
+class CapabilityUnavailable(NotImplementedError):
+    """The runtime answers chats but lacks an optional capability (token ids, logits); the message says which
+    runtime has it."""
+
+
+# The optional capabilities a runtime may add to chat; `Runtime.capabilities` lists those it has.
+CAPABILITIES = ("tokenize", "prompt_tokens", "bos_token_id", "next_token_logits", "logits")
 
 
 @dataclass
@@ -122,6 +131,45 @@ class Runtime(ABC):
         yield StreamEvent(delta=result.content)
         yield StreamEvent(result=result)
 
+    # ------------------------------------------------------------------ optional capabilities (notebooks 04, 09)
+    capabilities: frozenset[str] = frozenset()  # the names from CAPABILITIES this runtime implements
+
+    def supports(self, capability: str) -> bool:
+        """Whether this runtime has the optional `capability` (one of CAPABILITIES)."""
+        if capability not in CAPABILITIES:
+            raise ValueError(f"Unknown capability {capability!r}; the optional ones are {', '.join(CAPABILITIES)}.")
+        return capability in self.capabilities
+
+    def _lacks(self, capability: str) -> CapabilityUnavailable:
+        return CapabilityUnavailable(
+            f"The {self.name} runtime does not give {capability.replace('_', ' ')}: it answers chats only. Use the "
+            "embedded runtime (get_runtime('embedded', model=path_to_gguf)), which runs the model in this process, "
+            f"or check runtime.supports({capability!r}) first.")
+
+    def load(self) -> None:
+        """Load the model now rather than at the first request (default: nothing to load)."""
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of `text`, chat markers read as special tokens, no BOS added (optional)."""
+        raise self._lacks("tokenize")
+
+    def prompt_tokens(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> list[int]:
+        """Token ids of the prompt this runtime's chat would feed the model, generation prompt included (optional)."""
+        raise self._lacks("prompt_tokens")
+
+    def bos_token_id(self) -> int:
+        """The model's beginning-of-sequence token id (optional)."""
+        raise self._lacks("bos_token_id")
+
+    def next_token_logits(self, tokens: Sequence[int]) -> Any:
+        """Logits [vocab] of the token after `tokens` (optional; a numpy array). A call that extends the previous
+        call's tokens evaluates only the new ones."""
+        raise self._lacks("next_token_logits")
+
+    def logits(self, tokens: Sequence[int]) -> Any:
+        """Logits [len(tokens), vocab] after each position of `tokens`, from an empty context (optional; numpy)."""
+        raise self._lacks("logits")
+
     def close(self) -> None:
         """Release what the runtime holds (servers it started, loaded models)."""
 
@@ -144,8 +192,9 @@ def validate_call(call: ToolCall, tools: list[dict[str, Any]] | None) -> dict[st
         return {"type": "unknown_tool", "message": f"model called unknown tool {call.name!r}; "
                                                    f"offered: {sorted(by_name)}"}
     schema = by_name[call.name].get("parameters") or {"type": "object"}
-    import jsonschema
+    from helpers.domain.tools import jsonschema_module
 
+    jsonschema = jsonschema_module()
     try:
         jsonschema.validate(call.arguments, schema)
     except jsonschema.ValidationError as exc:

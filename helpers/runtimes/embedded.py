@@ -6,32 +6,39 @@ quantized file from the quantization notebooks) and answers through the same int
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
+from helpers.registry import default_gguf
 from helpers.runtimes.base import Availability, ChatResult, Runtime, StreamEvent, Timer, default_threads
-
-
-def default_gguf() -> Path:
-    """The GGUF file the embedded runtime loads unless told otherwise."""
-    from helpers.registry import artefact_path
-
-    return artefact_path("gguf-f16")
+from helpers.runtimes.wire import decode_calls, stream_events
 
 
 class EmbeddedRuntime(Runtime):
     """In-process llama.cpp on the workbook model; `constrained="schema"` or `"extractive"` adds grammar-
-    constrained decoding (see helpers.runtimes.constrained), None is plain decoding."""
+    constrained decoding (see helpers.runtimes.constrained), None is plain decoding.
+
+    It has every optional capability of the interface (token ids, next-token logits, logits of every position:
+    notebooks 04 and 09 use them). `n_batch`, `n_ubatch` and `logits_all` go to `llama_cpp.Llama` as they are
+    (`logits_all=True` is what `logits()` needs)."""
 
     name = "embedded"
+    capabilities = frozenset({"tokenize", "prompt_tokens", "bos_token_id", "next_token_logits", "logits"})
 
     def __init__(self, model_path: str | Path | None = None, n_threads: int | None = None, n_ctx: int = 2048,
-                 constrained: str | None = None) -> None:
+                 constrained: str | None = None, n_batch: int = 512, n_ubatch: int | None = None,
+                 logits_all: bool = False) -> None:
         self.model_path = Path(model_path) if model_path else default_gguf()
         self.n_threads = n_threads or default_threads()
         self.n_ctx = n_ctx
         self.constrained = constrained
+        self.n_batch, self.n_ubatch, self.logits_all = n_batch, n_ubatch, logits_all
         self._llama = None
+        self._scored: list[int] = []  # the tokens next_token_logits last evaluated (its KV cache holds them)
+        # one llama.cpp context decodes one sequence at a time: two threads in it at once abort the process
+        # (GGML_ASSERT, found by the contract suite), so calls from threads take turns
+        self._lock = threading.RLock()
 
     @property
     def model(self) -> str:
@@ -63,10 +70,66 @@ class EmbeddedRuntime(Runtime):
                 raise RuntimeUnavailable(f"embedded runtime: {av.detail}; {av.fix}")
             import llama_cpp
 
+            extra: dict[str, Any] = {"n_ubatch": self.n_ubatch} if self.n_ubatch else {}
+            if self.logits_all:
+                extra["logits_all"] = True
             self._llama = llama_cpp.Llama(model_path=str(self.model_path), n_ctx=self.n_ctx,
                                           n_threads=self.n_threads, n_threads_batch=self.n_threads,
-                                          n_batch=512, verbose=False, seed=123)
+                                          n_batch=self.n_batch, verbose=False, seed=123, **extra)
         return self._llama
+
+    # ------------------------------------------------------------------ optional capabilities
+    def load(self) -> None:
+        _ = self.llama  # loads the model
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def prompt_tokens(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> list[int]:
+        from helpers.domain.chat_format import render
+        from helpers.runtimes.wire import normalize_messages
+
+        return self.tokenize(render(normalize_messages(messages), tools, add_generation_prompt=True))
+
+    def bos_token_id(self) -> int:
+        return int(self.llama.token_bos())
+
+    def next_token_logits(self, tokens: Sequence[int]) -> Any:
+        import llama_cpp
+        import numpy as np
+
+        tokens = [int(t) for t in tokens]
+        if not tokens:
+            raise ValueError("next_token_logits needs at least one token id.")
+        with self._lock:
+            llm, n = self.llama, len(self._scored)
+            if 0 < n < len(tokens) and tokens[:n] == self._scored:
+                llm.eval(tokens[n:])  # the KV cache holds the previous call's tokens: evaluate only the new ones
+            else:
+                llm.reset()
+                llm.eval(tokens)
+            self._scored = tokens
+            return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),)).copy()
+
+    def _forget_scored(self) -> None:
+        """Before a chat: a KV cache left by next_token_logits is cleared, so a chat's prompt is evaluated as if
+        nothing had been scored (the same numbers whether or not a router looked at the logits first)."""
+        if self._scored:
+            self._scored = []
+            self.llama.reset()
+
+    def logits(self, tokens: Sequence[int]) -> Any:
+        import numpy as np
+
+        if not self.logits_all:
+            raise ValueError("logits() of every position needs the model loaded with logits_all=True: "
+                             "get_runtime('embedded', model=path, logits_all=True).")
+        with self._lock:
+            llm = self.llama
+            self._scored = []
+            llm.reset()
+            llm.eval([int(t) for t in tokens])
+            return np.array(llm.scores[:len(tokens)])
 
     def _grammar(self, tools: list[dict[str, Any]] | None, messages: list[dict[str, Any]]):
         if not self.constrained:
@@ -80,13 +143,13 @@ class EmbeddedRuntime(Runtime):
         from helpers.runtimes.llama_chat import chat_completion
 
         timer = Timer()
-        out = chat_completion(self.llama, messages, tools, temperature=temperature, max_tokens=max_tokens,
-                              seed=seed, model=self.model, grammar=self._grammar(tools, messages))
+        with self._lock:
+            self._forget_scored()
+            out = chat_completion(self.llama, messages, tools, temperature=temperature, max_tokens=max_tokens,
+                                  seed=seed, model=self.model, grammar=self._grammar(tools, messages))
         return self._result(out, timer, tools)
 
     def _result(self, out: dict[str, Any], timer: Timer, tools: list[dict[str, Any]] | None) -> ChatResult:
-        from helpers.runtimes.openai_compat import decode_calls
-
         msg = out["choices"][0]["message"]
         calls, err = decode_calls(msg.get("tool_calls") or [], tools)
         res = ChatResult(runtime=self.name, model=self.model, content=msg.get("content") or "", tool_calls=calls,
@@ -99,17 +162,21 @@ class EmbeddedRuntime(Runtime):
     def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
                temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> Iterator[StreamEvent]:
         from helpers.runtimes.llama_chat import chat_completion_stream
-        from helpers.runtimes.openai_compat import stream_events
 
         timer = Timer()
-        chunks = chat_completion_stream(self.llama, messages, tools, temperature=temperature, max_tokens=max_tokens,
-                                        seed=seed, model=self.model, grammar=self._grammar(tools, messages))
-        yield from stream_events(chunks, self.name, self.model, tools, timer)
+        with self._lock:  # held until the stream ends or the caller closes it
+            self._forget_scored()
+            chunks = chat_completion_stream(self.llama, messages, tools, temperature=temperature,
+                                            max_tokens=max_tokens, seed=seed, model=self.model,
+                                            grammar=self._grammar(tools, messages))
+            yield from stream_events(chunks, self.name, self.model, tools, timer)
 
     def close(self) -> None:
-        if self._llama is not None:
-            self._llama.close()
-            self._llama = None
+        with self._lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
+            self._scored = []
 
 
 __all__ = ["EmbeddedRuntime", "default_gguf", "time_to_first_token"]

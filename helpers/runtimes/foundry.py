@@ -10,16 +10,16 @@ in its online catalog only, so offline it cannot serve a bring-your-own model: u
 from __future__ import annotations
 
 import json
-import os
 import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
-from helpers.paths import BUILD, ONNX_DIR
+from helpers.paths import BUILD
+from helpers.registry import artefact_path
 from helpers.runtimes.base import Availability, ChatResult, Runtime, RuntimeUnavailable, Timer
-from helpers.runtimes.llama_chat import normalize_messages
-from helpers.runtimes.openai_compat import decode_calls
+from helpers.runtimes.wire import normalize_messages
+from helpers.runtimes.wire import decode_calls
 
 MODEL_ID = "edge-slm-generic-cpu:1"
 _LOCK = threading.Lock()
@@ -49,7 +49,7 @@ class FoundryRuntime(Runtime):
     name = "foundry"
 
     def __init__(self, model_dir: str | Path | None = None, model_id: str = MODEL_ID) -> None:
-        self.model_dir = Path(model_dir) if model_dir else ONNX_DIR / "int4"
+        self.model_dir = Path(model_dir) if model_dir else artefact_path("onnx-int4").parent
         self.model_id = model_id
         self._model = None
 

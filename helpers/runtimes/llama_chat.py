@@ -11,47 +11,12 @@ import time
 import uuid
 from typing import Any, Iterator
 
-from helpers.model.chat_format import CALL_START, compact_json_text, dump_json, parse_reply, render
-
-ROLES = ("system", "user", "assistant", "tool")
-
+from helpers.domain.chat_format import CALL_START, dump_json, parse_reply, render
+# the one message normaliser lives in helpers.runtimes.wire; imported here too so old imports keep working
+from helpers.runtimes.wire import ROLES, normalize_messages  # noqa: F401
 
 class ContextOverflow(ValueError):
     """The conversation does not fit the model's context window."""
-
-
-def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Check roles and content, turn `content: None` into "" and tool-call arguments into JSON text.
-
-    Tool results and call arguments that are JSON are re-written compactly (`compact_json_text`): the model
-    reads the same prompt whether a client sent `json.dumps(x)` or the compact text the agent loop sends."""
-    if not isinstance(messages, list) or not messages:
-        raise ValueError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts.")
-    out = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ROLES:
-            raise ValueError(f"message {i} needs a role among {ROLES}; got {m!r:.80}")
-        m = dict(m)
-        content = m.get("content")
-        if content is None:
-            content = ""
-        if isinstance(content, list):  # OpenAI content parts: keep the text ones
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        if not isinstance(content, str):
-            raise ValueError(f"message {i}: content must be text, got {type(content).__name__}.")
-        m["content"] = compact_json_text(content) if m["role"] == "tool" else content
-        if m.get("tool_calls"):
-            calls = []
-            for tc in m["tool_calls"]:
-                f = dict(tc.get("function", tc))
-                if isinstance(f.get("arguments"), str):
-                    f["arguments"] = compact_json_text(f["arguments"])
-                else:
-                    f["arguments"] = dump_json(f.get("arguments") or {})
-                calls.append({**tc, "function": f})
-            m["tool_calls"] = calls
-        out.append(m)
-    return out
 
 
 def _call_id() -> str:
@@ -62,11 +27,16 @@ def _tokens(llama, messages: list[dict[str, Any]], tools: list[dict[str, Any]] |
             max_tokens: int) -> list[int]:
     prompt = render(normalize_messages(messages), tools, add_generation_prompt=True)
     toks = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-    n_ctx = llama.n_ctx()
-    if len(toks) + max_tokens > n_ctx:
-        raise ContextOverflow(f"The conversation is {len(toks)} tokens and the reply may take {max_tokens}: over the "
-                              f"model's {n_ctx}-token context. Drop or summarise old turns (the agent notebooks on memory show how).")
+    check_context(len(toks), max_tokens, llama.n_ctx())
     return toks
+
+
+def check_context(n_prompt: int, max_tokens: int, n_ctx: int) -> None:
+    """Raise ContextOverflow unless a prompt of `n_prompt` tokens plus `max_tokens` fits an `n_ctx` context."""
+    if n_prompt + max_tokens > n_ctx:
+        raise ContextOverflow(f"The conversation is {n_prompt} tokens and the reply may take {max_tokens}: over the "
+                              f"model's {n_ctx}-token context. Drop or summarise old turns (the agent notebooks on "
+                              "memory show how).")
 
 
 def _completion(llama, toks, temperature, max_tokens, seed, stream, grammar=None):
@@ -117,7 +87,10 @@ def chat_completion_stream(llama, messages: list[dict[str, Any]], tools: list[di
     buf = ""
     mode = None  # "call" or "text", decided by the first visible piece (<tool_call> is a single token)
     finish = "stop"
+    n_out = 0
     for part in _completion(llama, toks, temperature, max_tokens, seed, True, grammar):
+        if part["choices"][0].get("finish_reason") is None:
+            n_out += 1  # one part per generated token, then a closing part: the count matches `usage` unstreamed
         piece = part["choices"][0]["text"]
         finish = part["choices"][0].get("finish_reason") or finish
         buf += piece
@@ -139,4 +112,6 @@ def chat_completion_stream(llama, messages: list[dict[str, Any]], tools: list[di
             finish = "tool_calls"
         else:  # malformed call text: pass it on as text so the caller sees what the model wrote
             yield chunk({"content": buf})
-    yield chunk({}, finish)
+    last = chunk({}, finish)
+    last["usage"] = {"prompt_tokens": len(toks), "completion_tokens": n_out, "total_tokens": len(toks) + n_out}
+    yield last  # the usage rides on the last chunk; the server sends it on as OpenAI's usage chunk when asked

@@ -14,9 +14,9 @@ reads these names; `tests/test_metrics.py` pins them.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 SEMCONV_VERSION = "1.41.0"
 

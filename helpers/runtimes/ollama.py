@@ -7,12 +7,11 @@ how to start it) and the notebooks say so and use the workbook's own server inst
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Iterator
 
 from helpers.runtimes.base import Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, Timer
-from helpers.runtimes.openai_compat import decode_calls, http_get_json
+from helpers.runtimes.wire import decode_calls, http_get_json, ollama_wire_messages
 
 
 def ollama_host() -> str:
@@ -23,22 +22,8 @@ def ollama_host() -> str:
     return host.rstrip("/")
 
 
-def to_ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """OpenAI-style messages as Ollama wants them: tool-call arguments as objects, no null content."""
-    out = []
-    for m in messages:
-        m = {k: v for k, v in m.items() if k in ("role", "content", "tool_calls", "tool_name")}
-        m["content"] = m.get("content") or ""
-        if m.get("tool_calls"):
-            calls = []
-            for tc in m["tool_calls"]:
-                f = tc.get("function", tc)
-                args = f.get("arguments")
-                calls.append({"function": {"name": f["name"],
-                                           "arguments": json.loads(args) if isinstance(args, str) else args or {}}})
-            m["tool_calls"] = calls
-        out.append(m)
-    return out
+# kept under its old name: Ollama's wire format is shaped in helpers.runtimes.wire
+to_ollama_messages = ollama_wire_messages
 
 
 class OllamaRuntime(Runtime):
@@ -90,10 +75,11 @@ class OllamaRuntime(Runtime):
 
         timer = Timer()
         try:
-            resp = self.client.chat(model=self.model, messages=to_ollama_messages(messages), tools=tools or None,
+            resp = self.client.chat(model=self.model, messages=ollama_wire_messages(messages), tools=tools or None,
                                     options=self._options(temperature, max_tokens, seed))
         except (httpx.ConnectError, ConnectionError) as exc:
-            raise RuntimeUnavailable(f"ollama: lost the server at {self.host} ({exc}); is `ollama serve` running?") from None
+            raise RuntimeUnavailable(f"ollama: lost the server at {self.host} ({exc}); "
+                                     "is `ollama serve` running?") from None
         msg = resp.message
         raw_calls = [{"id": f"call_{i}", "function": {"name": c.function.name, "arguments": dict(c.function.arguments)}}
                      for i, c in enumerate(msg.tool_calls or [])]
@@ -107,7 +93,7 @@ class OllamaRuntime(Runtime):
                temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> Iterator[StreamEvent]:
         timer = Timer()
         text, raw_calls, last = "", [], None
-        for part in self.client.chat(model=self.model, messages=to_ollama_messages(messages), tools=tools or None,
+        for part in self.client.chat(model=self.model, messages=ollama_wire_messages(messages), tools=tools or None,
                                      options=self._options(temperature, max_tokens, seed), stream=True):
             last = part
             if part.message.content:

@@ -7,103 +7,19 @@ server a learner has, and against the workbook's own server when they have none.
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
-from helpers.runtimes.base import (Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, Timer,
-                                   ToolCall, validate_call)
-
-
-def http_get_json(url: str, timeout: float = 1.0, headers: dict[str, str] | None = None) -> Any:
-    """GET a JSON document; raises OSError/ValueError when the server is absent or answers garbage."""
-    req = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (URL comes from the learner's config)
-        return json.loads(resp.read().decode("utf-8"))
-
-
-def decode_calls(raw_calls: list[Any], tools: list[dict[str, Any]] | None) -> tuple[list[ToolCall], dict | None]:
-    """OpenAI `tool_calls` into ToolCalls; bad JSON, unknown tools or schema failures become an error."""
-    calls: list[ToolCall] = []
-    for i, tc in enumerate(raw_calls or []):
-        f = tc["function"] if isinstance(tc, dict) else tc.function
-        name = f["name"] if isinstance(f, dict) else f.name
-        args_text = f["arguments"] if isinstance(f, dict) else f.arguments
-        cid = (tc.get("id") if isinstance(tc, dict) else tc.id) or f"call_{i}"
-        if isinstance(args_text, dict):
-            args = args_text
-        else:
-            try:
-                args = json.loads(args_text or "{}")
-            except json.JSONDecodeError as exc:
-                return calls, {"type": "invalid_json", "message": f"arguments of {name} are not JSON: {exc.msg}",
-                               "raw": str(args_text)}
-        if not isinstance(args, dict):
-            return calls, {"type": "bad_arguments", "message": f"arguments of {name} are not a JSON object"}
-        call = ToolCall(cid, name, args)
-        err = validate_call(call, tools)
-        if err:
-            return calls, err
-        calls.append(call)
-    return calls, None
-
-
-def stream_events(chunks: Iterable[dict[str, Any]], runtime: str, model: str,
-                  tools: list[dict[str, Any]] | None, timer: Timer | None = None) -> Iterator[StreamEvent]:
-    """Text deltas of streamed chat.completion.chunk dicts as they arrive, then the assembled ChatResult
-    (with time to first token, counted from `timer`'s start): one streaming loop for every runtime that
-    streams chunks."""
-    timer = timer or Timer()
-    seen = []
-    for d in chunks:
-        if not d.get("choices"):
-            continue
-        seen.append(d)
-        delta = d["choices"][0]["delta"].get("content")
-        if delta:
-            timer.mark_first()
-            yield StreamEvent(delta=delta)
-    res = result_from_chunks(seen, runtime, model, tools)
-    res.ttft_s, res.total_s = timer.first, timer.elapsed
-    yield StreamEvent(result=res)
-
-
-def result_from_chunks(chunks: list[dict[str, Any]], runtime: str, model: str,
-                       tools: list[dict[str, Any]] | None) -> ChatResult:
-    """Assemble streamed chat.completion.chunk dicts into one ChatResult."""
-    text, finish = "", "stop"
-    calls: dict[int, dict[str, Any]] = {}
-    for ch in chunks:
-        choice = ch["choices"][0]
-        d = choice.get("delta") or {}
-        text += d.get("content") or ""
-        for tc in d.get("tool_calls") or []:
-            slot = calls.setdefault(tc.get("index", 0), {"id": tc.get("id"), "function": {"name": "", "arguments": ""}})
-            f = tc.get("function") or {}
-            slot["id"] = slot["id"] or tc.get("id")
-            slot["function"]["name"] += f.get("name") or ""
-            slot["function"]["arguments"] += f.get("arguments") or ""
-        finish = choice.get("finish_reason") or finish
-    decoded, err = decode_calls([calls[k] for k in sorted(calls)], tools)
-    return ChatResult(runtime=runtime, model=model, content=text, tool_calls=decoded,
-                      error=err or call_text_error(text, decoded), finish_reason=finish)
-
-
-def call_text_error(content: str, calls: list[ToolCall]) -> dict[str, str] | None:
-    """A structured error when a reply carries tool-call text that did not become a call (malformed)."""
-    from helpers.model.chat_format import CALL_START, parse_reply
-
-    if calls or CALL_START not in (content or ""):
-        return None
-    return parse_reply(content).error or {"type": "bad_call", "message": "tool-call text that is not a valid call",
-                                          "raw": content}
+from helpers.registry import default_gguf
+from helpers.runtimes.base import Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, Timer
+# the wire helpers live in helpers.runtimes.wire; imported here too so `openai_compat.decode_calls` keeps working
+from helpers.runtimes.wire import (call_text_error, decode_calls, free_port, http_get_json,  # noqa: F401
+                                   openai_wire_messages, result_from_chunks, status_error, stream_events)
 
 
 class OpenAICompatRuntime(Runtime):
@@ -160,7 +76,7 @@ class OpenAICompatRuntime(Runtime):
                  max_tokens: int, seed: int, stream: bool = False) -> dict[str, Any]:
         """Keyword arguments of one chat.completions.create call (content None becomes "": llama.cpp's
         server answers HTTP 500 to `content: null`)."""
-        wire = [{**m, "content": ""} if m.get("content") is None else m for m in messages]
+        wire = openai_wire_messages(messages)
         kwargs: dict[str, Any] = {"model": self.model, "messages": wire,
                                   "temperature": temperature, "max_tokens": max_tokens, "seed": seed}
         if stream:
@@ -182,7 +98,7 @@ class OpenAICompatRuntime(Runtime):
                                      f"{self.how_to_start}") from None
         except openai.APIStatusError as exc:  # the server refused the request: say why, keep going
             return ChatResult(runtime=self.name, model=self.model, finish_reason="error", total_s=timer.elapsed,
-                              error={"type": "server_error", "message": f"HTTP {exc.status_code}: {exc.message}"})
+                              error=status_error(exc))
         choice = resp.choices[0]
         calls, err = decode_calls(choice.message.tool_calls or [], tools)
         err = err or call_text_error(choice.message.content or "", calls)
@@ -199,14 +115,23 @@ class OpenAICompatRuntime(Runtime):
         timer = Timer()
         kwargs = self._request(messages, tools, temperature, max_tokens, seed, stream=True)
 
+        failure: dict[str, str] = {}
+
         def chunks() -> Iterator[dict[str, Any]]:
             try:
                 for ch in self.client.chat.completions.create(**kwargs):
                     yield ch.model_dump()
             except openai.APIConnectionError as exc:
                 raise RuntimeUnavailable(f"{self.name}: lost the server at {self.base_url} ({exc})") from None
+            except openai.APIStatusError as exc:  # refused before the stream started (400, 404, 503 ...)
+                failure.update(status_error(exc))
+            except openai.APIError as exc:  # an error event in the stream: the answer so far is incomplete
+                failure.update(type="stream_failed", message=f"the server reported an error midway: {exc.message}")
 
-        yield from stream_events(chunks(), self.name, self.model, tools, timer)
+        for ev in stream_events(chunks(), self.name, self.model, tools, timer):
+            if ev.result is not None and failure:
+                ev.result.error, ev.result.finish_reason = dict(failure), "error"
+            yield ev
 
     def close(self) -> None:
         if self._client is not None:
@@ -225,25 +150,16 @@ class VLLMRuntime(OpenAICompatRuntime):
                     "--enable-auto-tool-choice --tool-call-parser <parser>`, or set VLLM_BASE_URL")
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class LlamaCppServerRuntime(OpenAICompatRuntime):
     """The workbook's OpenAI-compatible llama.cpp server, started on 127.0.0.1 and stopped by this object."""
 
     name = "llamacpp"
     env_url = "EDGEAI_LLAMACPP_URL"
-    env_key = None
+    env_key = "EDGE_SLM_API_KEY"  # the server it starts reads the same variable (helpers.runtimes.server.API_KEY_ENV)
     how_to_start = "it starts by itself; if it fails, run `python -m helpers serve` to see the error"
 
     def __init__(self, model_path: str | Path | None = None, port: int | None = None, host: str = "127.0.0.1",
                  start: bool = True, startup_timeout: float = 60.0) -> None:
-        from helpers.runtimes.embedded import default_gguf
-
         self.model_path = Path(model_path) if model_path else default_gguf()
         self.host, self.port = host, port or free_port()
         self.proc: subprocess.Popen | None = None
@@ -267,17 +183,30 @@ class LlamaCppServerRuntime(OpenAICompatRuntime):
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                          cwd=str(Path(__file__).resolve().parents[2]))
+        health = f"http://{self.host}:{self.port}/health"
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                tail = self.log_path.read_text()[-1500:]
+                tail = self.log_path.read_text(errors="replace")[-1500:].strip() or "(the log is empty)"
                 self.proc = None
                 raise RuntimeUnavailable(f"llamacpp: the server exited at start-up:\n{tail}")
-            if self.availability().ok and self.proc.poll() is None:
-                return
+            try:  # /health needs no key: 503 while the model loads, 200 when ready
+                with urllib.request.urlopen(health, timeout=1.0) as resp:  # noqa: S310 - our own 127.0.0.1 server
+                    ready = resp.status == 200
+            except (OSError, ValueError):
+                ready = False
+            if ready:
+                av = self.availability()
+                if av.ok:
+                    return
+                self.close()
+                raise RuntimeUnavailable(f"llamacpp: the server is up but refused /v1/models ({av.detail}); if it "
+                                         "asks for an API key, set EDGE_SLM_API_KEY in this process too")
             time.sleep(0.2)
         self.close()
-        raise RuntimeUnavailable(f"llamacpp: the server did not answer within {timeout:.0f} s; see {self.log_path}")
+        tail = self.log_path.read_text(errors="replace")[-800:].strip() if self.log_path.exists() else ""
+        raise RuntimeUnavailable(f"llamacpp: the server was not ready within {timeout:.0f} s; its log "
+                                 f"({self.log_path}): {tail or '(empty)'}")
 
     def close(self) -> None:
         super().close()
@@ -299,8 +228,6 @@ class LlamaCppServerRuntime(OpenAICompatRuntime):
 
 def llamacpp_startable() -> Availability:
     """Whether `LlamaCppServerRuntime` can start its server (checked without starting it)."""
-    from helpers.runtimes.embedded import default_gguf
-
     fix = "install the workbook (`pip install -e .`), which brings llama-cpp-python[server]"
     try:
         import importlib.util

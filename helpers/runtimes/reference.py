@@ -11,9 +11,10 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
-from helpers.model.chat_format import parse_reply, render
+from helpers.domain.chat_format import parse_reply, render
 from helpers.runtimes.base import Availability, ChatResult, Runtime, Timer
-from helpers.runtimes.llama_chat import normalize_messages
+from helpers.runtimes.llama_chat import check_context
+from helpers.runtimes.wire import normalize_messages
 
 
 class _RenderedRuntime(Runtime):
@@ -34,6 +35,10 @@ class _RenderedRuntime(Runtime):
         """Generated token ids after `prompt_ids` (stops at <|end|>, which is not included)."""
 
     @abstractmethod
+    def context_length(self) -> int:
+        """Tokens the model's context window holds (prompt plus reply)."""
+
+    @abstractmethod
     def encode(self, text: str) -> list[int]:
         """Token ids of a prompt text."""
 
@@ -43,10 +48,11 @@ class _RenderedRuntime(Runtime):
 
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
              temperature: float = 0.0, max_tokens: int = 256, seed: int = 123) -> ChatResult:
-        from helpers.runtimes.openai_compat import decode_calls
+        from helpers.runtimes.wire import decode_calls
 
         timer = Timer()
         prompt = self.encode(render(normalize_messages(messages), tools, add_generation_prompt=True))
+        check_context(len(prompt), max_tokens, self.context_length())
         out = self.generate_ids(prompt, max_tokens, temperature, seed)
         raw = self.decode(out)
         parsed = parse_reply(raw, known_tools=[t.get("function", t)["name"] for t in tools or []])
@@ -54,7 +60,8 @@ class _RenderedRuntime(Runtime):
                                    for i, c in enumerate(parsed.tool_calls)], tools)
         return ChatResult(runtime=self.name, model=self.model, content=raw if parsed.error else parsed.content,
                           tool_calls=calls, error=parsed.error or err,
-                          finish_reason="tool_calls" if calls else "stop", prompt_tokens=len(prompt),
+                          finish_reason="tool_calls" if calls else "length" if len(out) >= max_tokens else "stop",
+                          prompt_tokens=len(prompt),
                           completion_tokens=len(out), total_s=timer.elapsed, raw=raw)
 
 
@@ -93,6 +100,10 @@ class TransformersRuntime(_RenderedRuntime):
             self._tok = AutoTokenizer.from_pretrained(str(self.model_dir))
             self._model = LlamaForCausalLM.from_pretrained(str(self.model_dir)).eval()
 
+    def context_length(self) -> int:
+        self._load()
+        return int(self._model.config.max_position_embeddings)
+
     def encode(self, text: str) -> list[int]:
         self._load()
         return self._tok(text, add_special_tokens=False)["input_ids"]
@@ -122,9 +133,9 @@ class OrtGenAIRuntime(_RenderedRuntime):
     marker, engine = "genai_config.json", "onnxruntime-genai"
 
     def __init__(self, model_dir: str | Path | None = None) -> None:
-        from helpers.paths import ONNX_DIR
+        from helpers.registry import artefact_path
 
-        self.model_dir = Path(model_dir) if model_dir else ONNX_DIR / "int4"
+        self.model_dir = Path(model_dir) if model_dir else artefact_path("onnx-int4").parent
         self._og_model = self._tok = None
 
     @property
@@ -138,6 +149,11 @@ class OrtGenAIRuntime(_RenderedRuntime):
 
             self._og_model = og.Model(str(self.model_dir))
             self._tok = og.Tokenizer(self._og_model)
+
+    def context_length(self) -> int:
+        import json
+
+        return int(json.loads((self.model_dir / "genai_config.json").read_text())["model"]["context_length"])
 
     def encode(self, text: str) -> list[int]:
         self._load()

@@ -14,7 +14,6 @@ request ends in exactly one bucket:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -29,17 +28,6 @@ from helpers.paths import BUILD, EVAL_DIR
 from helpers.serving.settings import LOOPBACK
 
 REJECTED_STATUSES = (429, 503)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", required=True, help="the gateway's address, e.g. http://127.0.0.1:8780")
-    p.add_argument("--users", type=int, required=True, help="concurrent users (1-64)")
-    p.add_argument("--seconds", type=float, required=True, help="longest run, seconds (1-600)")
-    p.add_argument("--api-key-file", required=True, help="the file holding the gateway's key")
-    p.add_argument("--requests", type=int, default=200, help="most requests to send (default 200)")
-    p.add_argument("--prompts", type=int, default=8, help="distinct prompts from data/eval/dev.jsonl (default 8)")
-    p.add_argument("--model", default=None, help="model id (default: the first the gateway lists)")
-    p.add_argument("--max-tokens", type=int, default=64)
 
 
 def check_bounds(url: str, users: int, seconds: float, requests: int) -> None:
@@ -200,13 +188,14 @@ def run_loadtest(url: str, key: str, users: int, seconds: float, max_requests: i
     return summary
 
 
-def loadtest_command(a: argparse.Namespace) -> int:
-    """The `loadtest` command: prints the account and ends with the one summary line."""
+def loadtest_command(url: str, users: int, seconds: float, api_key_file: str, requests: int = 200,
+                     prompts: int = 8, model: str | None = None, max_tokens: int = 64) -> int:
+    """The `loadtest` command: prints the account and ends with the one summary line; 1 if anything was lost."""
     from helpers.serving.settings import read_key_file
 
-    key = read_key_file(a.api_key_file).get_secret_value()
-    check_bounds(a.url, a.users, a.seconds, a.requests)
-    s = run_loadtest(a.url, key, a.users, a.seconds, a.requests, a.prompts, a.model, a.max_tokens)
+    key = read_key_file(api_key_file).get_secret_value()
+    check_bounds(url, users, seconds, requests)
+    s = run_loadtest(url, key, users, seconds, requests, prompts, model, max_tokens)
     print(f"{s['users']} users, {s['window_s']:.1f} s of load, {s['ok_per_s']:.2f} whole answers/s; "
           f"not ok: {s['why'] or 'none'}")
     print(f"accepted+rejected+failed = {s['ok'] + s['lost'] + s['rejected'] + s['failed']} of {s['requests']} sent")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from helpers.paths import ROOT
-from helpers.runtimes.openai_compat import free_port
+from helpers.runtimes.wire import free_port
 from helpers.serving.settings import LOOPBACK, GatewaySettings
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from helpers.agents import types as T
+from helpers.agents import simulations as T
 
 
 def test_thermostats_keep_the_room_comfortable_and_the_band_switches_less():

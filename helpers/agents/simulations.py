@@ -25,12 +25,12 @@ MOVES: dict[str, Cell] = {"N": (-1, 0), "S": (1, 0), "W": (0, -1), "E": (0, 1)}
 
 # ============================================================== 1. simple reflex agent: a thermostat
 def reflex_thermostat(temp: float, target: float = 20.0) -> bool:
-    """Notebook 02: the simple reflex rule, heater on when the room is below the target (percept -> action)."""
+    """The simple reflex rule, heater on when the room is below the target (percept -> action) (notebook 02)."""
     return temp < target
 
 
 class HysteresisThermostat:
-    """Notebook 02: a thermostat with a comfort band; it remembers whether the heater is on (one bit of state)."""
+    """A thermostat with a comfort band; it remembers whether the heater is on (one bit of state) (notebook 02)."""
 
     def __init__(self, low: float = 19.5, high: float = 21.0) -> None:
         if low >= high:
@@ -46,7 +46,7 @@ class HysteresisThermostat:
 
 
 class Room:
-    """Notebook 02: a room that loses heat to a cold outside and gains it from a heater (seeded sensor noise)."""
+    """A room that loses heat to a cold outside and gains it from a heater (seeded sensor noise) (notebook 02)."""
 
     def __init__(self, seed: int = 123, start: float = 16.0, dt_min: float = 10.0, loss_per_h: float = 0.15,
                  heater_c_per_h: float = 4.0, noise: float = 0.05) -> None:
@@ -71,7 +71,7 @@ class Room:
 
 def run_thermostat(rule: Callable[[float], bool], hours: float = 24.0, seed: int = 123,
                    dt_min: float = 10.0, comfort: tuple[float, float] = (19.0, 22.0)) -> dict[str, Any]:
-    """Notebook 02: run a thermostat rule (temperature -> heater on?) in a fresh `Room`; the history and scores."""
+    """Run a thermostat rule (temperature -> heater on?) in a fresh `Room`; the history and scores (notebook 02)."""
     room = Room(seed=seed, dt_min=dt_min)
     hist: dict[str, Any] = {"t_h": [], "temp": [], "outside": [], "heater": []}
     for _ in range(int(round(hours * 60 / dt_min))):
@@ -79,7 +79,9 @@ def run_thermostat(rule: Callable[[float], bool], hours: float = 24.0, seed: int
         on = rule(temp)
         if not isinstance(on, (bool, int)):
             raise TypeError(f"the rule must return True/False (heater on?), got {on!r}")
-        hist["t_h"].append(room.t_h); hist["temp"].append(temp); hist["outside"].append(room.outside())
+        hist["t_h"].append(room.t_h)
+        hist["temp"].append(temp)
+        hist["outside"].append(room.outside())
         hist["heater"].append(bool(on))
         room.step(bool(on))
     warm = [t for t, h in zip(hist["temp"], hist["t_h"]) if h >= 2.0]  # after a 2-hour warm-up
@@ -91,7 +93,7 @@ def run_thermostat(rule: Callable[[float], bool], hours: float = 24.0, seed: int
 
 # ============================================================== grids (shared by the vacuum and the planner)
 def random_grid(rows: int = 9, cols: int = 12, wall_p: float = 0.22, seed: int = 123) -> list[str]:
-    """Notebook 02: a seeded grid of '#' walls and '.' floor, walled around, every floor cell connected."""
+    """A seeded grid of '#' walls and '.' floor, walled around, every floor cell connected (notebook 02)."""
     if rows < 3 or cols < 3:
         raise ValueError("a grid needs at least 3 rows and 3 columns (the border is wall)")
     if not 0 <= wall_p < 0.5:
@@ -124,7 +126,8 @@ def reachable(grid: list[str], start: Cell) -> set[Cell]:
     while todo:
         for nb in neighbours(grid, todo.pop()):
             if nb not in seen:
-                seen.add(nb); todo.append(nb)
+                seen.add(nb)
+                todo.append(nb)
     return seen
 
 
@@ -139,7 +142,7 @@ class VacuumPercept:
 
 
 class VacuumWorld:
-    """Notebook 02: a grid with walls and dirt; the vacuum sees only its own cell and the four walls around it."""
+    """A grid with walls and dirt; the vacuum sees only its own cell and the four walls around it (notebook 02)."""
 
     def __init__(self, grid: list[str], dirt: set[Cell], start: Cell = (1, 1)) -> None:
         self.grid, self.dirt, self.pos = grid, set(dirt), start
@@ -179,7 +182,8 @@ class VacuumWorld:
 
 
 def update_map(known: dict[Cell, str], percept: VacuumPercept) -> dict[Cell, str]:
-    """Notebook 02: fold one percept into the vacuum's map: 'dirty'/'clean' here, 'wall' or 'free' (seen, not visited) around."""
+    """Fold one percept into the vacuum's map: 'dirty'/'clean' here, 'wall' or 'free' (seen, not visited) around
+    (notebook 02)."""
     known[percept.pos] = "dirty" if percept.dirty else "clean"
     r, c = percept.pos
     for d, (dr, dc) in MOVES.items():
@@ -210,7 +214,7 @@ def _first_step(known: dict[Cell, str], start: Cell, targets: set[str]) -> str |
 
 
 class ReflexVacuum:
-    """Notebook 02: simple reflex vacuum: suck if dirty, else move in a random open direction (no memory)."""
+    """Simple reflex vacuum: suck if dirty, else move in a random open direction (no memory) (notebook 02)."""
 
     def __init__(self, seed: int = 123) -> None:
         self.rng = random.Random(seed)
@@ -222,7 +226,7 @@ class ReflexVacuum:
 
 
 class MapVacuum:
-    """Notebook 02: model-based vacuum: keeps a map, goes to the nearest dirty or unexplored cell, stops when done."""
+    """Model-based vacuum: keeps a map, goes to the nearest dirty or unexplored cell, stops when done (notebook 02)."""
 
     def __init__(self, update: Callable[[dict[Cell, str], VacuumPercept], dict[Cell, str]] = update_map) -> None:
         self.update, self.known = update, {}
@@ -236,7 +240,7 @@ class MapVacuum:
 
 
 def run_vacuum(agent: Callable[[VacuumPercept], str], world: VacuumWorld, steps: int = 200) -> dict[str, Any]:
-    """Notebook 02: run a vacuum agent in `world`; share of dirt cleaned after each step, actions, stop step."""
+    """Run a vacuum agent in `world`; share of dirt cleaned after each step, actions, stop step (notebook 02)."""
     hist: dict[str, Any] = {"cleaned": [], "actions": [], "stopped_at": None}
     for i in range(steps):
         action = agent(world.percept())
@@ -261,7 +265,8 @@ def _check_cells(grid: list[str], *cells: Cell) -> None:
 
 
 def bfs_path(grid: list[str], start: Cell, goal: Cell) -> list[Cell] | None:
-    """Notebook 02: a shortest route from start to goal by breadth-first search (cells, both ends included), or None."""
+    """A shortest route from start to goal by breadth-first search (cells, both ends included), or None (notebook 02).
+    """
     _check_cells(grid, start, goal)
     prev: dict[Cell, Cell | None] = {start: None}
     queue = deque([start])
@@ -280,7 +285,7 @@ def bfs_path(grid: list[str], start: Cell, goal: Cell) -> list[Cell] | None:
 
 
 def astar_path(grid: list[str], start: Cell, goal: Cell) -> tuple[list[Cell] | None, int]:
-    """Notebook 02: A* with the Manhattan distance as heuristic: (shortest route or None, cells expanded)."""
+    """A* with the Manhattan distance as heuristic: (shortest route or None, cells expanded) (notebook 02)."""
     _check_cells(grid, start, goal)
 
     def h(cell: Cell) -> int:
@@ -319,7 +324,8 @@ def bfs_expanded(grid: list[str], start: Cell, goal: Cell) -> int:
             return n
         for nb in neighbours(grid, cell):
             if nb not in seen:
-                seen.add(nb); queue.append(nb)
+                seen.add(nb)
+                queue.append(nb)
     return n
 
 
@@ -330,7 +336,8 @@ def path_moves(path: list[Cell]) -> list[str]:
 
 
 class GoalAgent:
-    """Notebook 02: goal-based agent: plans a route to its goal with a planner, then follows it; replans if it is off route."""
+    """Goal-based agent: plans a route to its goal with a planner, then follows it; replans if it is off route (notebook
+    02)."""
 
     def __init__(self, grid: list[str], goal: Cell,
                  planner: Callable[[list[str], Cell, Cell], list[Cell] | None] = bfs_path) -> None:
@@ -352,7 +359,7 @@ class GoalAgent:
 
 # ============================================================== 4. learning agent: a multi-armed bandit
 class Bandit:
-    """Notebook 02: k slot machines (say, k ways to phrase an offer); arm i pays 1 with probability probs[i]."""
+    """K slot machines (say, k ways to phrase an offer); arm i pays 1 with probability probs[i] (notebook 02)."""
 
     def __init__(self, probs: Iterable[float], seed: int = 123) -> None:
         self.probs = list(probs)
@@ -377,13 +384,13 @@ class Bandit:
 
 
 def incremental_update(q: list[float], n: list[int], arm: int, reward: float) -> None:
-    """Notebook 02: the learning step, in place: count the pull and move the arm's mean reward towards `reward`."""
+    """The learning step, in place: count the pull and move the arm's mean reward towards `reward` (notebook 02)."""
     n[arm] += 1
     q[arm] += (reward - q[arm]) / n[arm]
 
 
 class EpsilonGreedy:
-    """Notebook 02: explore a random arm with probability epsilon, otherwise exploit the best estimate."""
+    """Explore a random arm with probability epsilon, otherwise exploit the best estimate (notebook 02)."""
 
     def __init__(self, k: int, epsilon: float = 0.1, seed: int = 123,
                  update: Callable[[list[float], list[int], int, float], None] = incremental_update) -> None:
@@ -401,9 +408,10 @@ class EpsilonGreedy:
 
 
 class UCB1:
-    """Notebook 02: pick the arm with the best optimistic estimate, mean + sqrt(2 ln t / n): explores by doubt."""
+    """Pick the arm with the best optimistic estimate, mean + sqrt(2 ln t / n): explores by doubt (notebook 02)."""
 
-    def __init__(self, k: int, update: Callable[[list[float], list[int], int, float], None] = incremental_update) -> None:
+    def __init__(self, k: int,
+                 update: Callable[[list[float], list[int], int, float], None] = incremental_update) -> None:
         self.q, self.n, self.update = [0.0] * k, [0] * k, update
 
     def choose(self) -> int:
@@ -419,7 +427,7 @@ class UCB1:
 
 
 class RandomChooser:
-    """Notebook 02: the baseline that never learns."""
+    """The baseline that never learns (notebook 02)."""
 
     def __init__(self, k: int, seed: int = 123) -> None:
         self.k, self.rng = k, random.Random(seed)
@@ -432,7 +440,7 @@ class RandomChooser:
 
 
 def run_bandit(agent: Any, bandit: Bandit, steps: int = 1000) -> dict[str, Any]:
-    """Notebook 02: let an agent (choose/learn) play `steps` rounds; rewards, arms and cumulative regret."""
+    """Let an agent (choose/learn) play `steps` rounds; rewards, arms and cumulative regret (notebook 02)."""
     best = bandit.probs[bandit.best]
     hist: dict[str, Any] = {"arms": [], "rewards": [], "regret": []}
     regret = 0.0
@@ -441,7 +449,9 @@ def run_bandit(agent: Any, bandit: Bandit, steps: int = 1000) -> dict[str, Any]:
         reward = bandit.pull(arm)
         agent.learn(arm, reward)
         regret += best - bandit.probs[arm]  # expected reward lost against always playing the best arm
-        hist["arms"].append(arm); hist["rewards"].append(reward); hist["regret"].append(regret)
+        hist["arms"].append(arm)
+        hist["rewards"].append(reward)
+        hist["regret"].append(regret)
     hist["best_share"] = sum(a == bandit.best for a in hist["arms"][steps // 2:]) / max(1, steps - steps // 2)
     return hist
 
@@ -459,7 +469,7 @@ class Turn:
 
 def perceive_reason_act(perceive: Callable[[], Any], reason: Callable[[Any], Any], act: Callable[[Any], Any], *,
                         max_steps: int = 10, done: Callable[[Turn], bool] | None = None) -> list[Turn]:
-    """Notebook 02: the agent loop: percept = perceive(); action = reason(percept); outcome = act(action); repeat.
+    """The agent loop: percept = perceive(); action = reason(percept); outcome = act(action); repeat (notebook 02).
 
     Stops after `max_steps`, when perceive() returns None (nothing more to perceive), or when done(turn) is true.
     """
@@ -491,7 +501,7 @@ class Decision:
 
 def slm_reasoner(runtime: Any, tools: list[dict[str, Any]] | None = None, max_tokens: int = 64,
                  max_chars: int = 4000) -> Callable[[str], Decision]:
-    """Notebook 02: a reasoner backed by a model: the percept becomes a user message, the reply a `Decision`.
+    """A reasoner backed by a model: the percept becomes a user message, the reply a `Decision` (notebook 02).
 
     Percepts that are not text, empty, or longer than `max_chars` (the model reads 2,048 tokens) are not sent:
     the decision carries an error saying so.
