@@ -26,7 +26,8 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8780
     # load: requests in flight to the upstreams at once, and how many more may wait for a turn
-    concurrency: int = Field(1, ge=1, description="requests sent upstream at once (1 for a server that generates one at a time)")
+    concurrency: int = Field(1, ge=1,
+                             description="requests sent upstream at once (1 for a server that generates one at a time)")
     max_queue: int = Field(32, ge=0, description="requests waiting for a turn; one more gets 503")
     # per-key rate limit, in the `limits` library's notation ("20/second", "600/minute")
     rate_limit: str = "20/second"
