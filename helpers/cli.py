@@ -252,6 +252,21 @@ def _loadtest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=64)
 
 
+def _cmd_check_alerts(a: argparse.Namespace) -> int:
+    from helpers import monitoring as mon
+
+    if not mon.installed():
+        print(f"error: {mon.INSTALL_HINT}", file=sys.stderr)
+        return 2
+    for path, run in ((a.rules, mon.promtool_check_rules), (a.tests, mon.promtool_test_rules)):
+        try:
+            print(run(path).splitlines()[-1].strip(), "-", path)
+        except mon.PromtoolError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def _eval_agent_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of `eval-agent` (notebook 03)."""
     from helpers.agents.evaluate import DEFAULT_PATH
@@ -408,6 +423,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("eval-agent", help="task completion of the single agent on scripted multi-step requests")
     _eval_agent_arguments(g)
     g.set_defaults(func=_cmd_eval_agent)
+
+    from helpers.monitoring.alerts import RULE_TESTS, RULES
+
+    k = sub.add_parser("check-alerts", help="promtool check rules and promtool test rules on the alerting rules")
+    k.add_argument("--rules", default=str(RULES), help="rule file (default: deploy/prometheus/alerts.yml)")
+    k.add_argument("--tests", default=str(RULE_TESTS), help="promtool test file (default: its alerts_test.yml)")
+    k.set_defaults(func=_cmd_check_alerts)
     return p
 
 

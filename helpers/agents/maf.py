@@ -4,6 +4,8 @@ the workbook's local OpenAI-compatible server (notebook 07).
 - `chat_client(runtime)`: an `OpenAIChatCompletionClient` for a runtime that has a `base_url` (the
   llama.cpp server of `get_runtime("llamacpp")`). The Chat Completions API, because llama.cpp's server
   has no Responses API (which `OpenAIChatClient` speaks).
+- `runtime_chat_client(runtime)`: an Agent Framework chat client over any workbook runtime, in-process
+  (notebook 12 runs it on Foundry Local's `ChatSession`); see `helpers/agents/maf_runtime.py`.
 - `shop_functions(path)`: the ten domain tools as plain functions the framework can run in its worker
   threads (a SQLite connection may not cross threads, so each call opens the shop itself).
 - `guard_middleware(guard, audit)`: the guardrails of notebook 06 as a framework function middleware.
@@ -35,6 +37,13 @@ def chat_client(runtime: Any, api_key: str | None = None) -> Any:
     from agent_framework.openai import OpenAIChatCompletionClient
 
     return OpenAIChatCompletionClient(model=runtime.model, api_key=api_key, base_url=base_url)
+
+
+def runtime_chat_client(runtime: Any, **kwargs: Any) -> Any:
+    """A framework chat client whose model is a workbook runtime, called in-process (notebook 12)."""
+    from helpers.agents.maf_runtime import RuntimeChatClient
+
+    return RuntimeChatClient(runtime, **kwargs)
 
 
 def shop_functions(path: str | Path, names: list[str] | tuple[str, ...] | None = None) -> list[Callable[..., Any]]:
@@ -174,4 +183,5 @@ def answered_by(response: Any, runtime: Any) -> str:
     return f"{getattr(runtime, 'name', 'server')}/{model or runtime.model}"
 
 
-__all__ = ["answered_by", "chat_client", "guard_middleware", "in_memory_telemetry", "shop_functions", "span_table"]
+__all__ = ["answered_by", "chat_client", "guard_middleware", "in_memory_telemetry", "runtime_chat_client",
+           "shop_functions", "span_table"]
