@@ -244,6 +244,41 @@ def _cmd_eval_agent(a: argparse.Namespace) -> int:
     return eval_agent(a)
 
 
+def _cmd_gateway(a: argparse.Namespace) -> int:
+    from helpers.serving.server import run_gateway
+    from helpers.serving.settings import GatewaySettings, read_key_file
+
+    fields = {"upstreams": a.upstream, "api_keys": [read_key_file(a.api_key_file)], "host": a.host, "port": a.port}
+    fields.update({k: v for k, v in (("concurrency", a.concurrency), ("max_queue", a.max_queue),
+                                     ("rate_limit", a.rate_limit), ("deadline_s", a.deadline)) if v is not None})
+    from pydantic import ValidationError
+
+    try:
+        settings = GatewaySettings(**fields)
+    except ValidationError as exc:  # one line per problem
+        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    run_gateway(settings)
+    return 0
+
+
+def _cmd_loadtest(a: argparse.Namespace) -> int:
+    from helpers.serving.loadtest import loadtest_command
+
+    return loadtest_command(a.url, a.users, a.seconds, a.api_key_file, a.requests, a.prompts, a.model, a.max_tokens)
+
+
+def _loadtest_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of `loadtest` (notebook 22)."""
+    p.add_argument("--url", required=True, help="the gateway's address, e.g. http://127.0.0.1:8780")
+    p.add_argument("--users", type=int, required=True, help="concurrent users (1-64)")
+    p.add_argument("--seconds", type=float, required=True, help="longest run, seconds (1-600)")
+    p.add_argument("--api-key-file", required=True, help="the file holding the gateway's key")
+    p.add_argument("--requests", type=int, default=200, help="most requests to send (default 200)")
+    p.add_argument("--prompts", type=int, default=8, help="distinct prompts from data/eval/dev.jsonl (default 8)")
+    p.add_argument("--model", default=None, help="model id (default: the first the gateway lists)")
+    p.add_argument("--max-tokens", type=int, default=64)
+
+
 def _cmd_check_alerts(a: argparse.Namespace) -> int:
     from helpers import monitoring as mon
 
@@ -438,6 +473,21 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--runs", type=int, default=3, help="speed runs per model (the median is reported)")
     o.add_argument("--threads", type=int, default=1, help="CPU threads for ONNX Runtime and llama.cpp")
     o.set_defaults(func=_cmd_bench_onnx)
+
+    gw = sub.add_parser("gateway", help="an API-key gateway with rate limits, queue, deadlines and failover")
+    gw.add_argument("--upstream", required=True, help="OpenAI-compatible base URL(s), comma-separated, tried in order")
+    gw.add_argument("--port", type=int, default=8780)
+    gw.add_argument("--api-key-file", required=True, help="file holding the one key clients must send")
+    gw.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    gw.add_argument("--concurrency", type=int, default=None, help="requests sent upstream at once (default 1)")
+    gw.add_argument("--max-queue", type=int, default=None, help="requests that may wait for a turn (default 32)")
+    gw.add_argument("--rate-limit", default=None, help="per key, e.g. 20/second (default)")
+    gw.add_argument("--deadline", type=float, default=None, help="seconds a request may take (default 30)")
+    gw.set_defaults(func=_cmd_gateway)
+
+    lt = sub.add_parser("loadtest", help="Locust against a gateway on 127.0.0.1: what was accepted, refused, lost")
+    _loadtest_arguments(lt)
+    lt.set_defaults(func=_cmd_loadtest)
 
     g = sub.add_parser("eval-agent", help="task completion of the single agent on scripted multi-step requests")
     _eval_agent_arguments(g)
