@@ -58,6 +58,7 @@ ARTEFACTS: dict[str, str] = {
     "recorded-ollama-show": "recorded/ollama/show.json",
     "recorded-ollama-create-status": "recorded/ollama/create_status.json",
     "recorded-vllm-metrics": "recorded/vllm/metrics-docs.txt",
+    "recorded-readme": "recorded/README.md",
     "course-recipes": "recorded/course/recipes.json",
 }
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from helpers.paths import DATA
 
-RECORDED_VLLM = DATA / "recorded" / "vllm-metrics-docs.txt"
+RECORDED_VLLM = DATA / "recorded" / "vllm" / "metrics-docs.txt"  # registry name: recorded-vllm-metrics
 
 
 class ScrapeError(RuntimeError):
