@@ -122,8 +122,15 @@ def check_stop_sequence(rt) -> Outcome:
     if len(words) < 2:
         return Outcome(FAIL, f"answer too short to test a stop sequence: {text!r}")
     stop = words[1]
-    cut = client.chat.completions.create(model=rt.model, messages=GREETING, max_tokens=64, temperature=0,
-                                         stop=[stop])
+    import openai
+
+    try:
+        cut = client.chat.completions.create(model=rt.model, messages=GREETING, max_tokens=64, temperature=0,
+                                             stop=[stop])
+    except openai.BadRequestError as exc:  # a clear refusal naming the field is honest: not offered
+        if "stop" in str(exc.message).lower():
+            raise NotOffered(f"refused with HTTP 400: {exc.message[:90]}") from None
+        raise
     got = cut.choices[0].message.content or ""
     if stop in got or not text.startswith(got.rstrip()):
         return Outcome(FAIL, f"stop={stop!r}: got {got!r} from {text!r}")

@@ -250,10 +250,10 @@ class LlamaServerRuntime(OpenAICompatRuntime):
             self.proc = None
 
     def __del__(self) -> None:
-        import contextlib
-
-        with contextlib.suppress(OSError, RuntimeError, AttributeError):
+        try:  # at interpreter shutdown even an import can fail: a finaliser must never raise
             self.close()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def parse_metrics(text: str) -> dict[str, float]:

@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from helpers.runtimes.metrics import RequestRecord, ServerMetrics
 
 PROVIDER = "onnxruntime_genai"
+# OpenAI fields this service cannot honour: refused with 400, never dropped (the contract suite caught `stop`)
+UNSUPPORTED = ("stop", "logprobs", "top_logprobs", "logit_bias", "presence_penalty", "frequency_penalty")
 
 
 # ---- typed requests (OpenAI chat completions; fields a client may send and this server ignores are dropped)
@@ -285,6 +287,10 @@ class Service:
         if req.model != self.engine.model_id:
             raise ServiceError(404, f"model {req.model[:80]!r} is not served here; this server serves "
                                f"{self.engine.model_id!r} (GET /v1/models)", "model_not_found")
+        unsupported = [f for f in UNSUPPORTED if data.get(f) not in (None, False, [], "")]
+        if unsupported:  # refused, never silently ignored: the answer would not be what was asked for
+            raise ServiceError(400, f"{', '.join(unsupported)} is not supported by this service: leave it out",
+                               "unsupported_parameter")
         return req
 
     def start(self, req: ChatRequest, produce, deadline: float, arrived: float) -> asyncio.Queue:
