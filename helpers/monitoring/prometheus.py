@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from helpers.runtimes.wire import stop_process
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,12 +210,7 @@ class PrometheusServer:
     def stop(self) -> None:
         """End the Prometheus process (its data directory stays in build/ for inspection)."""
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
             self.proc = None
 
     def __enter__(self) -> PrometheusServer:

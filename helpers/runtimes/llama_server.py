@@ -25,7 +25,7 @@ from typing import Any
 
 from helpers.runtimes.base import Availability, ChatResult, RuntimeUnavailable, StreamEvent
 from helpers.runtimes.openai_compat import OpenAICompatRuntime
-from helpers.runtimes.wire import free_port
+from helpers.runtimes.wire import free_port, stop_process
 
 TOOLS_NOT_OFFERED = "tool calls are not offered on this runtime"
 
@@ -241,12 +241,7 @@ class LlamaServerRuntime(OpenAICompatRuntime):
     def close(self) -> None:
         OpenAICompatRuntime.close(self)
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
             self.proc = None
 
     def __del__(self) -> None:

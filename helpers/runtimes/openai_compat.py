@@ -19,7 +19,8 @@ from helpers.registry import default_gguf
 from helpers.runtimes.base import Availability, ChatResult, Runtime, RuntimeUnavailable, StreamEvent, Timer
 # the wire helpers live in helpers.runtimes.wire; imported here too so `openai_compat.decode_calls` keeps working
 from helpers.runtimes.wire import (call_text_error, decode_calls, free_port, http_get_json,  # noqa: F401
-                                   openai_wire_messages, result_from_chunks, status_error, stream_events)
+                                   openai_wire_messages, result_from_chunks, status_error, stop_process,
+                                   stream_events)
 
 
 class OpenAICompatRuntime(Runtime):
@@ -211,12 +212,7 @@ class LlamaCppServerRuntime(OpenAICompatRuntime):
     def close(self) -> None:
         super().close()
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
             self.proc = None
 
     def __del__(self) -> None:

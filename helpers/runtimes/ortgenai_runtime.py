@@ -18,7 +18,7 @@ from pathlib import Path
 
 from helpers.runtimes.base import Availability, RuntimeUnavailable
 from helpers.runtimes.openai_compat import OpenAICompatRuntime
-from helpers.runtimes.wire import free_port
+from helpers.runtimes.wire import free_port, stop_process
 
 
 def health(base: str, api_key: str | None = None, timeout: float = 1.0) -> tuple[int | None, dict]:
@@ -129,12 +129,7 @@ class OrtGenAIServiceRuntime(OpenAICompatRuntime):
     def close(self) -> None:
         super().close()
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
             self.proc = None
 
     def __del__(self) -> None:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from helpers.runtimes.wire import stop_process
+
 OUTCOMES = ("identical", "cut", "lost", "different", "error")
 
 
@@ -225,12 +227,7 @@ class StockServer:
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
 
     def __del__(self) -> None:
         import contextlib

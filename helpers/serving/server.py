@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from helpers.paths import ROOT
-from helpers.runtimes.wire import free_port
+from helpers.runtimes.wire import free_port, stop_process
 from helpers.serving.settings import LOOPBACK, GatewaySettings
 
 
@@ -140,12 +140,7 @@ class GatewayProcess:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
 
     def __enter__(self) -> Self:
         return self
