@@ -25,7 +25,7 @@ from typing import Any
 
 from helpers.runtimes.base import Availability, ChatResult, RuntimeUnavailable, StreamEvent
 from helpers.runtimes.openai_compat import OpenAICompatRuntime
-from helpers.runtimes.wire import free_port, stop_process
+from helpers.runtimes.wire import free_port
 
 TOOLS_NOT_OFFERED = "tool calls are not offered on this runtime"
 
@@ -238,17 +238,6 @@ class LlamaServerRuntime(OpenAICompatRuntime):
             raise RuntimeUnavailable(f"llamaserver: /metrics answered {status}: {body[:200]} (start with metrics=True)")
         return body
 
-    def close(self) -> None:
-        OpenAICompatRuntime.close(self)
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-
-    def __del__(self) -> None:
-        try:  # at interpreter shutdown even an import can fail: a finaliser must never raise
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def parse_metrics(text: str) -> dict[str, float]:

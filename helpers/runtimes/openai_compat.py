@@ -134,10 +134,22 @@ class OpenAICompatRuntime(Runtime):
                 ev.result.error, ev.result.finish_reason = dict(failure), "error"
             yield ev
 
+    proc = None  # the server process a subclass started (llamacpp, llamaserver, ortgenai-service); None otherwise
+
     def close(self) -> None:
+        """Close the client and stop the server process this runtime started, if any."""
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+    def __del__(self) -> None:
+        try:  # at interpreter shutdown even an import can fail: a finaliser must never raise
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 class VLLMRuntime(OpenAICompatRuntime):
@@ -209,17 +221,6 @@ class LlamaCppServerRuntime(OpenAICompatRuntime):
         raise RuntimeUnavailable(f"llamacpp: the server was not ready within {timeout:.0f} s; its log "
                                  f"({self.log_path}): {tail or '(empty)'}")
 
-    def close(self) -> None:
-        super().close()
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def llamacpp_startable() -> Availability:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from helpers.runtimes.base import Availability, RuntimeUnavailable
 from helpers.runtimes.openai_compat import OpenAICompatRuntime
-from helpers.runtimes.wire import free_port, stop_process
+from helpers.runtimes.wire import free_port
 
 
 def health(base: str, api_key: str | None = None, timeout: float = 1.0) -> tuple[int | None, dict]:
@@ -126,17 +126,6 @@ class OrtGenAIServiceRuntime(OpenAICompatRuntime):
             av.detail = f"ONNX Runtime GenAI service (pid {self.proc.pid}) at {self.base_url}"
         return av
 
-    def close(self) -> None:
-        super().close()
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def ortgenai_service_startable(model_dir: str | Path | None = None) -> Availability:
