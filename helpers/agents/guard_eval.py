@@ -257,7 +257,7 @@ def run_case(case: dict[str, Any], runtime: Any, bench: ShopBench, layers: Itera
     bench.reset()
     if isinstance(runtime, ObedientModel):
         runtime.case = case
-    guard = LayeredGuard(session_for(case), layers, detector=detector, permissions=ToolPermissions(),
+    guard = LayeredGuard(session_for(case), layers, detector=detector or detect, permissions=ToolPermissions(),
                          separation=separation or separate,
                          confirm=confirm(case) if confirm else RequestedOnly(wanted_by_user(case)))
     result = Agent(runtime, bench.tools(case.get("carrier")), guard=guard, max_steps=max_steps,

@@ -46,7 +46,8 @@ def fold(text: str) -> str:
     """The form detection matches on: `skeleton` (NFKC, invisible characters gone, look-alikes mapped, case
     folded) with accents removed, so `précédentes` and `precedentes` look the same."""
     sk = skeleton(text)
-    return "".join(ch for ch in unicodedata.normalize("NFKD", sk) if unicodedata.category(ch) != "Mn")
+    bare = "".join(ch for ch in unicodedata.normalize("NFKD", sk) if unicodedata.category(ch) != "Mn")
+    return unicodedata.normalize("NFC", bare)  # recompose what NFKD split without marks (Hangul syllables)
 
 
 _TOOLS_RE = "|".join(n.replace("_", "[ _]") for n in TOOL_NAMES)
@@ -227,15 +228,38 @@ class LayeredGuard:
         return None
 
     def check_tool_result(self, name: str, result: str) -> str:
-        """Mark the turn as having read data; detection withholds a result that looks like an attack."""
+        """Mark the turn as having read data; detection withholds each field that looks like an attack (the
+        model reads `withheld` there) and flags the turn."""
         self.read_tool_result = True
-        if "detection" in self.layers:
-            why = self.detector(result, "tool_result")
-            if why:
-                self.flagged = self.flagged or why
-                self._refuse("detection", why, stage="tool_result", tool=name)
-                return json.dumps({"error": "this result was withheld: it looked like instructions"})
-        return result
+        if "detection" not in self.layers:
+            return result
+        flagged: list[str] = []
+
+        def walk(v: Any) -> Any:
+            if isinstance(v, str):
+                why = self.detector(v, "tool_result")
+                if why:
+                    flagged.append(why)
+                    return InjectionDefence.PLACEHOLDER
+                return v
+            if isinstance(v, list):
+                return [walk(x) for x in v]
+            if isinstance(v, dict):
+                return {k: walk(x) for k, x in v.items()}
+            return v
+
+        try:
+            data = json.loads(result)
+        except (TypeError, ValueError):
+            data = result
+        cleaned = walk(data)
+        if not flagged:
+            return result
+        self.flagged = self.flagged or flagged[0]
+        self._refuse("detection", flagged[0], stage="tool_result", tool=name)
+        if isinstance(cleaned, str):
+            return cleaned
+        return json.dumps(cleaned, ensure_ascii=False, separators=(",", ":"))
 
     def check_output(self, text: str) -> str | None:
         """Answers are not checked by these layers (notebook 06's OutputPolicy does that)."""
