@@ -227,6 +227,9 @@ class ShopBench:
         work.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shop_file, work)
         self.shop = Shop(work)
+        # a scratch copy: no waiting for the disk on every reset and every tool's commit
+        self.shop.db.execute("PRAGMA synchronous=OFF")
+        self.shop.db.execute("PRAGMA journal_mode=MEMORY")
         self.pristine = sqlite3.connect(":memory:")
         self.shop.db.backup(self.pristine)
         self._boxes: dict[str, ToolBox] = {}
