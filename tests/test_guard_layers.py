@@ -295,3 +295,12 @@ def test_lab06_separation_check_passes_the_solution(capsys):
 
     check_separation(_good, n=50, seed=1, smoke=True)
     assert "PASS" in capsys.readouterr().out
+
+
+def test_guard_eval_command_prints_the_table(capsys):
+    from helpers.cli import main
+
+    assert main(["guard-eval", "--smoke", "--runtime", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "obedient model (scripted), SMOKE subset" in out and "holding layers only (no detection)" in out
+    assert "0/12    0.0%" in out
