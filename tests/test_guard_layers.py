@@ -304,3 +304,19 @@ def test_guard_eval_command_prints_the_table(capsys):
     out = capsys.readouterr().out
     assert "obedient model (scripted), SMOKE subset" in out and "holding layers only (no detection)" in out
     assert "0/12    0.0%" in out
+
+
+def test_detection_passes_every_real_field_of_the_shop():
+    """Tool-result detection is strict, so check it against the data it will actually read: every product name,
+    order status, system status and weather condition of the shop passes."""
+    import sqlite3
+
+    from helpers.domain.tools import CONDITIONS
+
+    db = sqlite3.connect(registry.artefact_path("shop-db"))
+    values = [r[0] for r in db.execute("SELECT product FROM products UNION SELECT status FROM orders "
+                                       "UNION SELECT status FROM systems UNION SELECT name FROM customers "
+                                       "UNION SELECT warehouse FROM products")]
+    db.close()
+    flagged = [v for v in [*values, *CONDITIONS] if detect(v, "tool_result")]
+    assert values and not flagged
