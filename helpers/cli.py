@@ -188,6 +188,21 @@ def _cmd_run_all(a: argparse.Namespace) -> int:
     return 1 if doc["failed"] else 0
 
 
+def _cmd_check_outputs(a: argparse.Namespace) -> int:
+    from helpers.output_check import check_executed
+    from helpers.paths import BUILD, ROOT
+
+    try:
+        findings = check_executed(Path(a.executed) if a.executed else BUILD / "executed", ROOT)
+    except FileNotFoundError as exc:
+        print(exc)
+        return 2
+    for f in findings:
+        print(f)
+    print(f"{len(findings)} broken output(s)" if findings else "no broken outputs")
+    return 1 if findings else 0
+
+
 def _cmd_compare(a: argparse.Namespace) -> int:
     from helpers.compare import compare_runtimes, format_rows
     from helpers.eval import load_cases
@@ -359,6 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")
     r.add_argument("--smoke", action="store_true", help="pass SMOKE=True to each notebook's parameters cell")
     r.set_defaults(func=_cmd_run_all)
+
+    co = sub.add_parser("check-outputs", help="executed notebooks: no chat markup in answers, no unacknowledged "
+                        "cut answers, no promise of a notebook that does not exist")
+    co.add_argument("--executed", help="folder of executed notebooks (default: build/executed)")
+    co.set_defaults(func=_cmd_check_outputs)
 
     t = sub.add_parser("train-model", help="train the workbook's SLM from scratch (CPU)")
     t.add_argument("--out", default="build/train", help="run folder (resumes from its checkpoint)")
