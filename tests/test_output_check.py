@@ -112,3 +112,15 @@ def test_runner_kernel_settings():
     assert {k: os.environ.get(k) for k in KERNEL_ENV} == before and "EDGE_TEST_ONLY" not in os.environ
     cfg = kernel_config().KernelManager
     assert cfg.get("transport_encryption") == "auto" or cfg.get("transport") == "ipc"
+
+
+def test_wilson_interval_is_honest_at_the_edges():
+    from helpers.eval import wilson_interval
+
+    lo, hi = wilson_interval(8, 8)
+    assert round(lo, 2) == 0.68 and hi == 1.0  # not "standard error 0.000"
+    assert wilson_interval(0, 8)[0] == 0.0 and round(wilson_interval(0, 8)[1], 2) == 0.32
+    lo, hi = wilson_interval(95, 100)
+    assert round(lo, 3) == 0.888 and round(hi, 3) == 0.978
+    with pytest.raises(ValueError, match="successes"):
+        wilson_interval(9, 8)
