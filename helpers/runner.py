@@ -19,7 +19,7 @@ from typing import Any
 
 from helpers.paths import BUILD, ROOT
 
-ANSWERED = re.compile(r"answered by:? ([\w.-]+/[\w.:/-]+)")
+ANSWERED = re.compile(r"answered by:? ([\w.-]+/[\w.:/-]+(?:, [\w.-]+/[\w.:/-]+)*)")  # one, or a comma list
 
 # The environment of a headless run's kernels: no progress bars in the saved outputs. transformers and the
 # ONNX Runtime GenAI builder draw theirs with huggingface_hub's tqdm, which reads HF_HUB_DISABLE_PROGRESS_BARS
@@ -88,8 +88,9 @@ def runtimes_in(executed: Path) -> list[str]:
             if isinstance(text, list):
                 text = "".join(text)
             for m in ANSWERED.findall(text or ""):
-                if m not in found:
-                    found.append(m)
+                for who in m.split(", "):
+                    if who not in found:
+                        found.append(who)
     return found
 
 
