@@ -92,12 +92,16 @@ def vocab_tokenizer(name: str, fetch: bool = False) -> Callable[[str], list[int]
     path = llama_cpp_vocab(name, fetch=fetch)
     from llama_cpp import Llama
 
+    import contextlib
+    import io
+
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        vocab = Llama(str(path), vocab_only=True, verbose=False)
+    os.dup2(devnull, 2)  # C code writes to fd 2; llama-cpp-python's log callback writes to sys.stderr (a
+    try:                  # notebook's stream, not fd 2): both are silenced while the file loads
+        with contextlib.redirect_stderr(io.StringIO()):
+            vocab = Llama(str(path), vocab_only=True, verbose=False)
     finally:
         os.dup2(saved, 2)
         os.close(saved)
