@@ -177,7 +177,9 @@ def _cmd_run_all(a: argparse.Namespace) -> int:
 
     check_runtime_name(os.environ.get("EDGEAI_RUNTIME", "auto"))  # fail before running anything
 
-    doc = run_all([Path(p) for p in a.notebooks] or None, smoke=a.smoke)
+    if a.jobs < 1:
+        raise ValueError(f"run-all: --jobs must be 1 or more, not {a.jobs}")
+    doc = run_all([Path(p) for p in a.notebooks] or None, smoke=a.smoke, jobs=a.jobs)
     for r in doc["notebooks"]:
         who = ", ".join(r["runtimes"]) or "-"
         print(f"{r['status']:<7}{r['seconds']:>8.1f} s  {r['notebook']}  answered by: {who}")
@@ -373,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run-all", help="execute every notebook and lab solution headless (papermill)")
     r.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")
     r.add_argument("--smoke", action="store_true", help="pass SMOKE=True to each notebook's parameters cell")
+    r.add_argument("--jobs", type=int, default=1,
+                   help="lanes run side by side, each a process running its notebooks one after the other; a lesson "
+                        "and its lab share a lane (default 1; timings printed by notebooks are noisier with 2)")
     r.set_defaults(func=_cmd_run_all)
 
     co = sub.add_parser("check-outputs", help="executed notebooks: no chat markup in answers, no unacknowledged "
