@@ -124,3 +124,16 @@ def test_wilson_interval_is_honest_at_the_edges():
     assert round(lo, 3) == 0.888 and round(hi, 3) == 0.978
     with pytest.raises(ValueError, match="successes"):
         wilson_interval(9, 8)
+
+
+def test_runner_reads_one_answered_by_line_or_a_comma_list(tmp_path):
+    import json
+
+    from helpers.runner import runtimes_in
+
+    nb = {"cells": [code("answered by: embedded/edge-slm-f16"),
+                    code("answered by: embedded/edge-slm-f16, embedded/edge-slm-q2_k, llamacpp/edge-slm-f16"),
+                    code("answered by: none here")]}
+    path = tmp_path / "x.ipynb"
+    path.write_text(json.dumps(nb))
+    assert runtimes_in(path) == ["embedded/edge-slm-f16", "embedded/edge-slm-q2_k", "llamacpp/edge-slm-f16"]
