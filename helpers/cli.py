@@ -210,6 +210,21 @@ def _cmd_run_all(a: argparse.Namespace) -> int:
     return 1 if doc["failed"] else 0
 
 
+def _cmd_check_outputs(a: argparse.Namespace) -> int:
+    from helpers.output_check import check_executed
+    from helpers.paths import BUILD, ROOT
+
+    try:
+        findings = check_executed(Path(a.executed) if a.executed else BUILD / "executed", ROOT)
+    except FileNotFoundError as exc:
+        print(exc)
+        return 2
+    for f in findings:
+        print(f)
+    print(f"{len(findings)} broken output(s)" if findings else "no broken outputs")
+    return 1 if findings else 0
+
+
 def _cmd_compare(a: argparse.Namespace) -> int:
     from helpers.compare import compare_runtimes, format_rows
     from helpers.eval import load_cases
@@ -391,6 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lanes run side by side, each a process running its notebooks one after the other; a lesson "
                         "and its lab share a lane (default 1; timings printed by notebooks are noisier with 2)")
     r.set_defaults(func=_cmd_run_all)
+
+    co = sub.add_parser("check-outputs", help="executed notebooks: no chat markup in answers, no unacknowledged "
+                        "cut answers, no promise of a notebook that does not exist")
+    co.add_argument("--executed", help="folder of executed notebooks (default: build/executed)")
+    co.set_defaults(func=_cmd_check_outputs)
 
     t = sub.add_parser("train-model", help="train the workbook's SLM from scratch (CPU)")
     t.add_argument("--out", default="build/train", help="run folder (resumes from its checkpoint)")

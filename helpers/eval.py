@@ -49,6 +49,19 @@ def case_passes(expected: dict[str, Any] | None, predicted: dict[str, Any] | Non
     return all(k in pargs and values_equal(v, pargs[k]) for k, v in (expected.get("arguments") or {}).items())
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson's score interval for a proportion `successes / n` (95 % for z=1.96) (notebook 10).
+
+    The textbook standard error sqrt(p(1-p)/n) is 0 at p=0 or p=1, which would claim certainty from 8 cases;
+    Wilson's interval stays honest there (8/8 gives 0.68-1.00)."""
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n > 0, got {successes}/{n}")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) + z * z / (4 * n)) / n) ** 0.5 / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def load_cases(path: str | Path) -> list[dict[str, Any]]:
     """Read an eval file; raise a clear error naming the line that is not a valid case."""
     cases = []

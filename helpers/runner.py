@@ -8,18 +8,65 @@ notebooks print).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from helpers.paths import BUILD, ROOT
 
-ANSWERED = re.compile(r"answered by:? ([\w.-]+/[\w.:/-]+)")
+ANSWERED = re.compile(r"answered by:? ([\w.-]+/[\w.:/-]+(?:, [\w.-]+/[\w.:/-]+)*)")  # one, or a comma list
 # Notebooks that share one machine-wide resource run in one lane, one after the other, under `--jobs`:
 # Foundry Local keeps one app directory (build/foundry) for every process that uses it.
 SHARED_LANES = {"foundry": ("01", "12", "17", "18")}
+
+# The environment of a headless run's kernels: no progress bars in the saved outputs. transformers and the
+# ONNX Runtime GenAI builder draw theirs with huggingface_hub's tqdm, which reads HF_HUB_DISABLE_PROGRESS_BARS
+# when it is imported; TQDM_DISABLE turns off other plain tqdm bars (tqdm reads TQDM_* variables as defaults;
+# tqdm.notebook's widget bars ignore it, and they are widgets, not text, in a saved notebook).
+# A bar's carriage returns are kept in the executed copy as "Loading weights:   0%" lines: noise for a reader.
+KERNEL_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
+
+
+@contextlib.contextmanager
+def kernel_env(extra: dict[str, str] | None = None) -> Iterator[None]:
+    """Set KERNEL_ENV (and `extra`) in this process while papermill starts kernels, then restore it."""
+    values = {**KERNEL_ENV, **(extra or {})}
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def kernel_config():
+    """traitlets config for the kernel manager: encrypt the kernel's ZeroMQ sockets with CurveZMQ keys.
+
+    A kernel listens on loopback TCP ports; ipykernel 7 warns "Kernel is running over TCP without encryption"
+    unless the manager provisions CurveZMQ keys, which jupyter_client 8.8+ does with
+    `KernelManager.transport_encryption` ("auto": when the kernelspec declares `supported_encryption: curve`,
+    as ipykernel's does). Where pyzmq lacks Curve (libzmq without libsodium) or jupyter_client is older, the
+    kernel uses Unix-domain sockets instead (`transport = "ipc"`, POSIX only), which the warning also accepts;
+    elsewhere the default stays and so does the warning."""
+    import zmq
+    from jupyter_client import KernelManager
+    from traitlets.config import Config
+
+    c = Config()
+    if zmq.has("curve") and "transport_encryption" in KernelManager.class_trait_names():
+        c.KernelManager.transport_encryption = "auto"
+    elif os.name == "posix":
+        c.KernelManager.transport = "ipc"
+    return c
 
 
 def discover() -> list[Path]:
@@ -44,8 +91,9 @@ def runtimes_in(executed: Path) -> list[str]:
             if isinstance(text, list):
                 text = "".join(text)
             for m in ANSWERED.findall(text or ""):
-                if m not in found:
-                    found.append(m)
+                for who in m.split(", "):
+                    if who not in found:
+                        found.append(who)
     return found
 
 
@@ -69,8 +117,10 @@ def run_one(path: Path, smoke: bool, timeout: int = 1800) -> dict[str, Any]:
                            else str(path), "executed": str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out),
                            "smoke": bool(params)}
     try:
-        pm.execute_notebook(str(path), str(out), parameters=params, kernel_name="python3", cwd=str(path.parent),
-                            progress_bar=False, execution_timeout=timeout, log_output=False)
+        with kernel_env():
+            pm.execute_notebook(str(path), str(out), parameters=params, kernel_name="python3", cwd=str(path.parent),
+                                progress_bar=False, execution_timeout=timeout, log_output=False,
+                                config=kernel_config())
         row["status"] = "ok"
     except pm.PapermillExecutionError as exc:
         row["status"] = "failed"
