@@ -40,6 +40,21 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+def quiet_settings(state_dir: Path) -> Path:
+    """JupyterLab settings for a scripted session (the browser test), in `state_dir` (pass it to start_lab):
+    every cell attached to the page (no windowing, so each output can be checked), kernels shut down when
+    their tab closes, no news prompt."""
+    import json
+
+    settings = {"notebook-extension/tracker": {"kernelShutdown": True, "windowingMode": "none"},
+                "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False}}
+    for name, values in settings.items():
+        f = Path(state_dir) / "settings" / "@jupyterlab" / f"{name}.jupyterlab-settings"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(values), encoding="utf-8")
+    return Path(state_dir)
+
+
 @dataclass
 class LabServer:
     """A running JupyterLab: its process, port and token; `url(path)` opens a file, `stop()` ends it."""
