@@ -179,3 +179,44 @@ def test_stripped_metadata_is_caught(page, lab):
     open_from_index(page, lab, STALE)
     assert is_dirty(page), "a notebook whose metadata JupyterLab rewrites was not seen as changed"
     close_current(page)
+
+
+def test_widget_in_09_responds_live(page, lab):
+    """Notebook 09 run in the browser with its kernel: the explorer's budget slider, dragged by the mouse,
+    changes the recommendation the kernel prints."""
+    path = EXECUTED / WIDGET_NOTEBOOK
+    page.errors.clear()
+    open_from_index(page, lab, path)
+    panel = page.locator(PANEL)
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    page.wait_for_function(f"""() => {{
+        const prompts = Array.from(document.querySelectorAll('{PANEL} .jp-CodeCell .jp-InputPrompt'));
+        return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)); }}""", timeout=240_000)
+    errors = panel.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+                           has_text="Traceback")
+    assert errors.count() == 0, "a cell failed when run in the browser: " + (errors.first.text_content() or "")[:300]
+    interact = panel.locator(".widget-interact").last
+    interact.wait_for()
+    assert interact.locator(".jupyter-widgets-disconnected").count() == 0, "the widget is not connected to the kernel"
+    slider = interact.locator(".widget-slider", has=page.locator(".widget-label", has_text="budget MB"))
+    output = interact.locator(".widget-output")
+    before = output.inner_text().strip()
+    interact.screenshot(path=str(SHOTS / "09-widget-live-before.png"))
+    seen = [before]
+    base = slider.locator(".noUi-base").bounding_box()
+    for x in (base["x"] + 1, base["x"] + base["width"] - 1):  # the smallest budget, then the largest
+        handle = slider.locator(".noUi-handle").bounding_box()
+        page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(x, handle["y"] + handle["height"] / 2, steps=8)
+        page.mouse.up()
+        page.wait_for_function("([el, old]) => el.innerText.trim() && el.innerText.trim() !== old",
+                               arg=[output.element_handle(), seen[-1]], timeout=30_000)
+        seen.append(output.inner_text().strip())
+    interact.screenshot(path=str(SHOTS / "09-widget-live-after.png"))
+    readout = slider.locator(".widget-readout").inner_text()
+    assert float(readout) > 5.26, f"the slider did not reach its largest budget (readout {readout})"
+    assert len(set(seen)) == 3, f"the answer did not follow the slider: {seen}"
+    assert not page.errors, "JavaScript errors: " + " | ".join(page.errors[:5])
+    close_current(page)
