@@ -92,12 +92,23 @@ def page(lab):
         pg.set_default_timeout(60_000)
         pg.errors = []
         pg.on("pageerror", lambda e: pg.errors.append(f"uncaught: {e}"))
-        pg.on("console", lambda m: m.type == "error" and pg.errors.append(f"console.error: {m.text}"))
+        pg.on("console", lambda m: m.type == "error" and not m.text.startswith("Failed to load resource")
+              and pg.errors.append(f"console.error: {m.text}"))
+        pg.on("response", lambda r: r.status >= 400 and not _known_server_race(r)
+              and pg.errors.append(f"HTTP {r.status} {r.request.method} {r.url.split('?')[0]}"))
         pg.goto(lab.url(_rel(index)))
         pg.wait_for_selector(f"{PANEL} .jp-MarkdownOutput a")
         wait_kernel_idle(pg, lab, index)
         yield pg
         browser.close()
+
+
+def _known_server_race(response) -> bool:
+    """jupyter_server 2.x answers 500 to the page's periodic GET /api/kernels while a kernel is still starting
+    (its `last_activity` is not set yet: TraitError in the server log). The page retries and nothing is lost;
+    it is the server's race, not a notebook's error, so it is left out of the JavaScript errors."""
+    return (response.status == 500 and response.request.method == "GET"
+            and response.url.split("?")[0].endswith("/api/kernels"))
 
 
 def wait_kernel_idle(pg, lab, path: Path, timeout: float = 60) -> None:
@@ -171,6 +182,36 @@ def test_executed_notebook_renders(page, lab, path: Path):
     assert not is_dirty(page), ("JupyterLab marks the notebook changed on open: its kernel metadata differs from "
                                 "what the kernel reports (run-all writes it: helpers.nbfiles.finish_executed)")
     assert not page.errors, "JavaScript errors: " + " | ".join(page.errors[:5])
+    close_current(page)
+
+
+def test_contents_page(page, lab):
+    """CONTENTS.ipynb lists every notebook; its link opens the committed notebook, unchanged once its kernel is
+    connected (the metadata `python -m helpers contents` writes); that notebook's nav cell leads to the next one."""
+    page.errors.clear()
+    open_from_index(page, lab, ROOT / CONTENTS_PAGE)
+    page.screenshot(path=str(SHOTS / "contents.png"))
+    panel = page.locator(PANEL)
+    seq = lessons(ROOT)
+    for p in seq:
+        listed = panel.locator(f".jp-MarkdownOutput a[href*='notebooks/{p.name}']").count()
+        assert listed >= 1, f"{p.name} is not listed"
+    assert not is_dirty(page), "the contents page shows unsaved changes when it opens"
+    first, second = seq[0], seq[1]
+    panel.locator(f".jp-MarkdownOutput a[href*='notebooks/{first.name}']").click()
+    page.wait_for_function(f"n => (document.querySelector('{TAB}') || {{}}).title?.includes(n)", arg=first.name)
+    wait_kernel_idle(page, lab, first)
+    assert not is_dirty(page), (f"{first.name} shows unsaved changes when it opens: its committed kernel metadata "
+                                "differs from the kernel's; run `python -m helpers contents`")
+    nav = page.locator(f"{PANEL} .jp-MarkdownOutput a[href*='/{second.name}']")
+    assert nav.count() == 1, f"{first.name} has no nav link to {second.name}: run `python -m helpers contents`"
+    nav.click()
+    page.wait_for_function(f"n => (document.querySelector('{TAB}') || {{}}).title?.includes(n)", arg=second.name)
+    wait_kernel_idle(page, lab, second)
+    page.screenshot(path=str(SHOTS / "contents-next.png"))
+    assert not page.errors, "JavaScript errors: " + " | ".join(page.errors[:5])
+    close_current(page)
+    close_current(page)
     close_current(page)
 
 
