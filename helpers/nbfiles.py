@@ -96,8 +96,8 @@ def dumps(nb: dict[str, Any]) -> str:
 
 
 def title(nb: dict[str, Any], path: Path | str = "notebook") -> str:
-    """The notebook's title: its only `# ` heading, which opens the first cell."""
-    cells = nb.get("cells") or []
+    """The notebook's title: its only `# ` heading, which opens the first cell (the nav cell aside)."""
+    cells = [c for c in nb.get("cells") or [] if NAV_TAG not in c.get("metadata", {}).get("tags", [])]
     src = "".join(cells[0].get("source", "")) if cells else ""
     m = TITLE.match(src)
     if not m or cells[0].get("cell_type") != "markdown":
