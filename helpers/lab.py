@@ -129,8 +129,10 @@ def start_lab(port: int | None = None, root: Path = ROOT, open_browser: bool = F
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "JUPYTER_TOKEN": token}
     with open(log, "wb") as out:
+        # its own session: Ctrl+C reaches this process, which stops the server (no "Shutdown? (y/n)" prompt)
         proc = subprocess.Popen(lab_command(port, root, open_browser, open_path, state_dir), env=env, cwd=root,
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
     server = LabServer(proc, port, token, Path(root), log)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
@@ -153,6 +155,12 @@ def run_lab(port: int | None = None, open_browser: bool = True) -> int:
     """`python -m helpers lab`: start JupyterLab at the contents page, print its address, wait for Ctrl+C."""
     if not (ROOT / CONTENTS_PAGE).exists():
         raise FileNotFoundError(f"{CONTENTS_PAGE} is missing: build it with `python -m helpers contents`")
+    import signal
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)  # `kill` stops the server too, as Ctrl+C does
     server = start_lab(port=port, open_browser=open_browser)
     print(f"JupyterLab is running on 127.0.0.1:{server.port} (this machine only). Open the workbook at:\n\n"
           f"    {server.url()}\n\nThe token in the address is this run's password. Ctrl+C stops the server "
