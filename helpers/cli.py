@@ -376,6 +376,26 @@ def _cmd_check_deploy(a: argparse.Namespace) -> int:
     return cmd_check_deploy(a)
 
 
+def _cmd_lab(a: argparse.Namespace) -> int:
+    from helpers.lab import run_lab
+
+    return run_lab(port=a.port, open_browser=not a.no_browser)
+
+
+def _cmd_contents(a: argparse.Namespace) -> int:
+    from helpers.nbfiles import sync
+
+    stale = sync(write=not a.check, nav=not a.metadata_only)
+    for line in stale:
+        print(("stale: " if a.check else "updated: ") + line)
+    if a.check and stale:
+        print(f"{len(stale)} file(s) stale: run `python -m helpers contents` to regenerate them", file=sys.stderr)
+        return 1
+    print(f"{'checked' if a.check else 'generated'}: contents page, nav cells and kernel metadata"
+          + ("" if stale else " (all up to date)"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -563,6 +583,16 @@ def build_parser() -> argparse.ArgumentParser:
     cd = sub.add_parser("check-deploy", help="validate deploy/ compose files and Dockerfiles offline")
     cd.add_argument("paths", nargs="*", help="files to check (default: everything under deploy/)")
     cd.set_defaults(func=_cmd_check_deploy)
+
+    lb = sub.add_parser("lab", help="JupyterLab on 127.0.0.1 with a token, opened at the contents page")
+    lb.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
+    lb.add_argument("--no-browser", action="store_true", help="only print the address to open")
+    lb.set_defaults(func=_cmd_lab)
+    ct = sub.add_parser("contents", help="regenerate CONTENTS.ipynb, each notebook's prev/next cell and the kernel "
+                        "metadata JupyterLab writes")
+    ct.add_argument("--check", action="store_true", help="change nothing; list what is stale and exit 1 if any")
+    ct.add_argument("--metadata-only", action="store_true", help="only the kernel metadata and cell ids")
+    ct.set_defaults(func=_cmd_contents)
 
     from helpers.monitoring.alerts import RULE_TESTS, RULES
 

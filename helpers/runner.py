@@ -1,7 +1,8 @@
 """Headless runner: `python -m helpers run-all [--smoke]` executes every notebook and lab solution.
 
 Introduced in the README. Each notebook runs with papermill (SMOKE=True goes into its `parameters` cell),
-an executed copy lands in build/executed/, and build/run-report.json records per notebook the status,
+an executed copy lands in build/executed/ (signed as trusted, so JupyterLab renders its widgets; see
+helpers/nbfiles.py), and build/run-report.json records per notebook the status,
 the wall seconds and the runtime that answered (read from the `answered by: runtime/model` lines the
 notebooks print).
 """
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from helpers.nbfiles import finish_executed
 from helpers.paths import BUILD, ROOT
 
 ANSWERED = re.compile(r"answered by:? ([\w.-]+/[\w.:/-]+(?:, [\w.-]+/[\w.:/-]+)*)")  # one, or a comma list
@@ -130,6 +132,8 @@ def run_one(path: Path, smoke: bool, timeout: int = 1800) -> dict[str, Any]:
         row["status"] = "failed"
         row["error"] = f"{type(exc).__name__}: {exc}"
     row["seconds"] = round(time.perf_counter() - t0, 1)
+    if out.exists():  # the kernel metadata JupyterLab writes, and trusted: widgets render, nothing asks to save
+        row["trusted"] = finish_executed(out)
     row["runtimes"] = runtimes_in(out) if out.exists() else []
     return row
 
