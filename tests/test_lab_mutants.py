@@ -295,3 +295,570 @@ def test_lab09_measured_row_mutants(lab09_row):
     fails(check_measured_row, *_row_args(d, ppl=d["row"]["ppl"] + 1), cases, em, needle="ppl")
     fails(check_measured_row, d["row"], d["base"], d["base"], d["targets"], d["f16"], cases, em,
           needle="score the quantized file")
+
+
+# ------------------------------------------------------------------------------------------------ lab 02
+def test_lab02_reflex_rule(capsys):
+    from helpers.labs.lab02 import check_reflex_rule
+
+    passes(check_reflex_rule, lambda t: t < 20.0, capsys=capsys)
+    fails(check_reflex_rule, lambda t: t > 20.0, needle="heater should be on")
+    fails(check_reflex_rule, lambda t: True, needle="heater should be off")
+    fails(check_reflex_rule, lambda t: t < 14.0, needle="of the time between 19 and 22")
+
+
+def _reference_update(known, percept):
+    from helpers.agents import simulations as T
+
+    known[percept.pos] = "dirty" if percept.dirty else "clean"
+    r, c = percept.pos
+    for d, (dr, dc) in T.MOVES.items():
+        cell = (r + dr, c + dc)
+        if percept.walls[d]:
+            known[cell] = "wall"
+        elif cell not in known:
+            known[cell] = "free"
+    return known
+
+
+def test_lab02_update_map(capsys):
+    from helpers.labs.lab02 import check_update_map
+
+    def no_walls(known, percept):
+        known[percept.pos] = "dirty" if percept.dirty else "clean"
+        return known
+
+    def forgets(known, percept):  # overwrites known cells with 'free'
+        _reference_update(known, percept)
+        r, c = percept.pos
+        from helpers.agents import simulations as T
+        for d, (dr, dc) in T.MOVES.items():
+            if not percept.walls[d]:
+                known[(r + dr, c + dc)] = "free"
+        return known
+
+    passes(check_update_map, _reference_update, seeds=(5,), capsys=capsys)
+    fails(check_update_map, no_walls, seeds=(5,), needle="your map differs")
+    fails(check_update_map, forgets, seeds=(5,), needle="unless already known")
+
+
+def test_lab02_planner(capsys):
+    from collections import deque
+
+    from helpers.agents import simulations as T
+    from helpers.labs.lab02 import check_planner
+
+    def dfs(grid, start, goal):  # finds a route, not the shortest
+        prev, stack = {start: None}, [start]
+        while stack:
+            cell = stack.pop()
+            if cell == goal:
+                path = [cell]
+                while prev[path[-1]] is not None:
+                    path.append(prev[path[-1]])
+                return path[::-1]
+            for nb in T.neighbours(grid, cell):
+                if nb not in prev:
+                    prev[nb] = cell
+                    stack.append(nb)
+        return None
+
+    def bfs(grid, start, goal):
+        prev, queue = {start: None}, deque([start])
+        while queue:
+            cell = queue.popleft()
+            if cell == goal:
+                path = [cell]
+                while prev[path[-1]] is not None:
+                    path.append(prev[path[-1]])
+                return path[::-1]
+            for nb in T.neighbours(grid, cell):
+                if nb not in prev:
+                    prev[nb] = cell
+                    queue.append(nb)
+        return None
+
+    passes(check_planner, bfs, n=10, capsys=capsys)
+    fails(check_planner, dfs, n=10, needle="FIFO queue")
+    fails(check_planner, lambda g, s, e: [s, e], n=10, needle="not a move to a neighbouring cell")
+    fails(check_planner, lambda g, s, e: (bfs(g, s, e) or [s])[:-1] or [s], n=10, needle="end at goal")
+    fails(check_planner, lambda g, s, e: bfs(g, s, e) or [s, e], n=10, needle="return None")
+
+
+def test_lab02_bandit_update(capsys):
+    from helpers.labs.lab02 import check_bandit_update
+
+    def right(q, n, arm, reward):
+        n[arm] += 1
+        q[arm] += (reward - q[arm]) / n[arm]
+
+    def no_count(q, n, arm, reward):
+        q[arm] += (reward - q[arm]) / (n[arm] + 1)
+
+    def last_reward(q, n, arm, reward):
+        n[arm] += 1
+        q[arm] = reward
+
+    passes(check_bandit_update, right, seeds=(3,), capsys=capsys)
+    fails(check_bandit_update, no_count, needle="add 1 per update")
+    fails(check_bandit_update, last_reward, needle="q += (reward - q) / n")
+
+
+# ------------------------------------------------------------------------------------------------ lab 03
+def _derive(fn, doc_line=True, required_all=False, plain=False):
+    import inspect
+    from typing import get_type_hints
+
+    from pydantic import create_model
+
+    hints = get_type_hints(fn, include_extras=not plain)
+    fields = {name: (hints[name], ... if (p.default is inspect.Parameter.empty or required_all) else p.default)
+              for name, p in inspect.signature(fn).parameters.items()}
+    params = create_model(f"{fn.__name__}_args", **fields).model_json_schema()
+    doc = inspect.getdoc(fn) or fn.__name__
+    return {"type": "function", "function": {"name": fn.__name__, "description": doc.splitlines()[0] if doc_line
+                                             else doc, "parameters": params}}
+
+
+def test_lab03_schema(capsys):
+    from helpers.labs.lab03 import check_schema
+
+    passes(check_schema, _derive, capsys=capsys)
+    fails(check_schema, lambda fn: _derive(fn, doc_line=False), needle="first line of the docstring")
+    fails(check_schema, lambda fn: _derive(fn, required_all=True), needle="without a default")
+    fails(check_schema, lambda fn: _derive(fn, plain=True), needle="Annotated")
+    fails(check_schema, lambda fn: _derive(fn)["function"], needle="'type': 'function'")
+
+
+def _validate_then_run(fn, arguments, forbid=True, coerce=True):
+    import inspect
+    from typing import get_type_hints
+
+    from pydantic import ConfigDict, ValidationError, create_model
+
+    hints = get_type_hints(fn, include_extras=True)
+    fields = {n: (hints[n], ... if p.default is inspect.Parameter.empty else p.default)
+              for n, p in inspect.signature(fn).parameters.items()}
+    model = create_model("args", __config__=ConfigDict(extra="forbid" if forbid else "ignore"), **fields)
+    try:
+        values = model.model_validate(arguments)
+    except ValidationError as exc:
+        return {"error": str(exc.errors()[0]["msg"])}
+    return fn(**({n: getattr(values, n) for n in fields} if coerce else arguments))
+
+
+def test_lab03_validate_then_run(capsys):
+    from helpers.labs.lab03 import check_validate_then_run
+
+    passes(check_validate_then_run, _validate_then_run, capsys=capsys)
+    fails(check_validate_then_run, lambda fn, a: fn(**a) if True else None, needle="should NOT run")
+    fails(check_validate_then_run, lambda fn, a: _validate_then_run(fn, a, forbid=False), needle="should NOT run")
+    fails(check_validate_then_run, lambda fn, a: _validate_then_run(fn, a, coerce=False), needle="VALIDATED")
+
+
+class _ShopModel:
+    """A runtime standing in for the model in lab 03's loop: it calls the tool the request needs, with the ids in
+    the request, then answers from the tool result, as a working model would."""
+
+    name, model = "scripted", "loop"
+
+    def chat(self, messages, tools=None, **kw):
+        from helpers.runtimes.base import ChatResult, ToolCall
+
+        last = messages[-1]
+        if last["role"] == "tool":
+            return ChatResult(self.name, self.model, content=f"Here is what I found: {last['content'][:40]}")
+        text = last["content"]
+        ids = re.findall(r"\b(C-\d+|\d{4,6}|[A-Z]{2,}-\d+)\b", text)
+        if ids and ids[0].startswith("C-"):
+            call = ToolCall("c1", "lookup_customer", {"customer_id": ids[0]})
+        elif ids and ids[0].isdigit():
+            call = ToolCall("c1", "lookup_order", {"order_id": ids[0]})
+        elif ids:
+            call = ToolCall("c1", "run_diagnostics", {"system_id": ids[0]})
+        else:
+            return ChatResult(self.name, self.model, content="How can I help?")
+        return ChatResult(self.name, self.model, tool_calls=[call], finish_reason="tool_calls")
+
+
+def _loop(runtime, box, user, max_steps=3, answer=None, record=None, feed_back=True):
+    messages = [{"role": "user", "content": user}]
+    calls = []
+    for step in range(1, max_steps + 1):
+        res = runtime.chat(messages, box.schemas, max_tokens=128)
+        if not res.tool_calls:
+            return {"answer": answer(res) if answer else res.content, "steps": step, "calls": calls,
+                    "answered_by": res.answered_by}
+        if feed_back:
+            messages.append(res.message())
+        for call in res.tool_calls:
+            try:
+                result = box.call(call.name, call.arguments)
+            except Exception as exc:
+                result = {"error": str(exc)}
+            calls.append((call.name, call.arguments, record(result) if record else result))
+            if feed_back:
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)})
+    return {"answer": None, "steps": max_steps, "calls": calls, "answered_by": res.answered_by}
+
+
+def test_lab03_loop(capsys):
+    from helpers.labs.lab03 import check_loop
+
+    passes(check_loop, _loop, _ShopModel(), capsys=capsys)
+    fails(check_loop, lambda *a, **k: {**_loop(*a, **k), "calls": []}, _ShopModel(), needle="run every tool call")
+    fails(check_loop, lambda *a, **k: _loop(*a, **k, record=lambda r: {"status": "shipped"}), _ShopModel(),
+          needle="real result")
+    fails(check_loop, lambda *a, **k: _loop(*a, **k, answer=lambda res: "Your order is on its way."), _ShopModel(),
+          needle="not the text of the model's last reply")
+    fails(check_loop, lambda *a, **k: {**_loop(*a, **k), "answered_by": "embedded/edge-slm"}, _ShopModel(),
+          needle="res.answered_by")
+
+
+# ------------------------------------------------------------------------------------------------ lab 04
+def test_lab04_mapping_cost_rule(capsys):
+    from helpers.agents.router import NO_TOOL, SPECIALISTS, call_cost
+    from helpers.labs.lab04 import check_cost, check_mapping, check_rule
+
+    mapping = {tool: name for name, s in SPECIALISTS.items() for tool in s.tools}
+    mapping[NO_TOOL] = "general"
+    passes(check_mapping, dict(mapping), capsys=capsys)
+    tooled = next(name for name, s in SPECIALISTS.items() if s.tools)
+    fails(check_mapping, {**mapping, NO_TOOL: tooled}, needle="general")
+    wrong = next(n for n, s in SPECIALISTS.items() if "lookup_order" not in s.tools and s.tools)
+    fails(check_mapping, {**mapping, "lookup_order": wrong}, needle="lookup_order")
+
+    passes(check_cost, lambda calls, p: sum(call_cost(c, p) for c in calls), trials=40)
+    fails(check_cost, lambda calls, p: sum(call_cost(c, p) for c in calls if c.remote), trials=40,
+          needle="seconds x watts")
+    hard = {"runtime_error", "schema", "failed", "no_tool"}
+    assert check_rule(lambda s: bool(hard & set(s)), trials=50) == {"low_confidence": 0.0, "wrong_tool": 0.0,
+                                                                   "not_permitted": 0.0}
+    fails(check_rule, lambda s: True, trials=50, needle="must stay local")
+    fails(check_rule, lambda s: "failed" in s, trials=50, needle="include a hard failure")
+
+
+def test_lab04_run(capsys):
+    from helpers.agents.router import Call, Handled, Prices, RouteDecision, call_cost
+    from helpers.labs.lab04 import check_run
+
+    def cost(calls, p):
+        return sum(call_cost(c, p) for c in calls)
+
+    def rule(signals):
+        return "failed" in signals
+
+    route = RouteDecision.__new__(RouteDecision)
+    local = Call("first", "embedded/m", False, 120, 20, 0.4)
+    up = Call("escalated", "embedded/big", False, 150, 30, 1.2)
+    ok = Handled("where is 1001?", route, "lightweight", [], False, "ok", True, "embedded/m", [], [local], 0.4)
+    esc = Handled("help", route, "lightweight", ["failed"], True, "ok", True, "embedded/big", [], [local, up], 1.6)
+    prices = Prices()
+    passes(check_run, [ok, esc], cost, prices, rule, capsys=capsys)
+    fails(check_run, [], cost, prices, rule, needle="run the workload first")
+    fails(check_run, [ok, esc], cost, prices, needle="pass your escalation rule")
+    fails(check_run, [ok, esc], lambda c, p: 0.0, prices, rule, needle="differs from summarize")
+    fails(check_run, [ok, esc], cost, prices, lambda s: False, needle="your rule says False")
+    silent = Handled("help", route, "lightweight", ["failed"], False, "x", False, "embedded/m", [], [local], 0.4)
+    fails(check_run, [silent], cost, prices, rule, needle="stayed local")
+
+
+# ------------------------------------------------------------------------------------------------ lab 05
+def _append(db, sid, message, commit=True):
+    seq = db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE session_id = ?", (sid,)).fetchone()[0]
+    db.execute("INSERT INTO messages VALUES (?, ?, ?)", (sid, seq, json.dumps(message)))
+    if commit:
+        db.commit()
+
+
+def _load(db, sid, order="seq", empty_ok=False):
+    rows = db.execute(f"SELECT message FROM messages WHERE session_id = ? ORDER BY {order}", (sid,)).fetchall()
+    if not rows and not empty_ok:
+        raise KeyError(f"no session {sid!r}")
+    return [json.loads(r[0]) for r in rows]
+
+
+def test_lab05_store(capsys):
+    from helpers.labs.lab05 import check_store
+
+    passes(check_store, _append, _load, capsys=capsys)
+    fails(check_store, lambda db, s, m: _append(db, s, m, commit=False), _load, needle="db.commit()")
+    fails(check_store, _append, lambda db, s: _load(db, s, order="message"), needle="out of order")
+    fails(check_store, _append, lambda db, s: _load(db, s, empty_ok=True), needle="KeyError")
+
+
+def test_lab05_count_and_fit(capsys):
+    from helpers.agents.memory import count_tokens, fit_to_budget
+    from helpers.labs.lab05 import check_count, check_fit
+
+    passes(check_count, count_tokens, n=3, capsys=capsys)
+    fails(check_count, lambda m, t: count_tokens(m, None), n=3, needle="with tools")
+    fails(check_count, lambda m, t: count_tokens(m, t) - 1, n=3, needle="add_special_tokens=False")
+
+    def right(messages, budget, keep_last=4, tools=None):
+        return fit_to_budget(messages, budget, keep_last=keep_last, tools=tools)
+
+    def by_message(messages, budget, keep_last=4, tools=None):  # drops single messages, not whole turns
+        system, rest = messages[:1], messages[1:]
+        while len(rest) > keep_last and count_tokens(system + rest, tools) > budget:
+            rest = rest[1:]
+        return system + rest
+
+    def drop_system(messages, budget, keep_last=4, tools=None):
+        return fit_to_budget(messages, budget, keep_last=keep_last, tools=tools)[1:]
+
+    passes(check_fit, right, n=2, capsys=capsys)
+    fails(check_fit, by_message, n=3, needle="drop whole turns")
+    fails(check_fit, drop_system, n=2, needle="system message must stay first")
+    fails(check_fit, lambda m, b, k=4, t=None: m, n=2, needle="over the budget")
+
+
+# ------------------------------------------------------------------------------------------------ lab 07
+def _maf(answer="Order 10037 has shipped.", result=None, name="lookup_order", order_id=None, shop=None):
+    from agent_framework import AgentResponse, Content, Message
+
+    args = {"order_id": order_id}
+    result = json.dumps(shop.lookup_order(**args)) if result is None else result
+    return AgentResponse(messages=[
+        Message("assistant", [Content.from_function_call(call_id="1", name=name, arguments=args)]),
+        Message("tool", [Content.from_function_result(call_id="1", result=result)]),
+        Message("assistant", [answer] if answer else [])])
+
+
+def test_lab07_agent(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from agent_framework import Agent
+
+    from helpers.agents.maf import chat_client
+    from helpers.domain import Shop
+    from helpers.labs.lab07 import check_maf_agent
+
+    shop_path = tmp_path / "shop.sqlite"
+    shop = Shop.create(shop_path, seed=7)
+    order_id = shop.db.execute("SELECT order_id FROM orders LIMIT 1").fetchone()[0]
+    client = chat_client(SimpleNamespace(model="m", base_url="http://127.0.0.1:9/v1", api_key="k"))
+    agent = Agent(client=client, name="orders")
+    try:
+        passes(check_maf_agent, agent, _maf(order_id=order_id, shop=shop), shop_path, capsys=capsys)
+        fails(check_maf_agent, object(), _maf(order_id=order_id, shop=shop), shop_path, needle="agent_framework.Agent")
+        fails(check_maf_agent, agent, _maf(order_id=order_id, shop=shop, result='{"status": "made up"}'), shop_path,
+              needle="the shop holds")
+        fails(check_maf_agent, agent, _maf(order_id=order_id, shop=shop, name="book_flight", result="{}"), shop_path,
+              needle="not a domain tool")
+        fails(check_maf_agent, agent, _maf(order_id=order_id, shop=shop, answer=""), shop_path,
+              needle="no final answer")
+        fails(check_maf_agent, agent, _maf(order_id=order_id, shop=shop, answer='<tool_call>[{"name":"x"}]'),
+              shop_path, needle="raw tool-call markup")
+    finally:
+        shop.close()
+
+
+# ------------------------------------------------------------------------------------------------ lab 08
+def _roundf(x):
+    return np.sign(x) * np.floor(np.abs(x) + np.float32(0.5))
+
+
+def _q8(x, rounding=_roundf):
+    d = np.float32(np.abs(x).max() / 127)
+    inv = np.float32(1 / d) if d else np.float32(0)
+    return np.float16(d), rounding((x * inv).astype(np.float32)).astype(np.int8)
+
+
+def _q4(x, offset=np.float32(8.5)):
+    m = x[np.argmax(np.abs(x))]
+    d = np.float32(m / -8)
+    inv = np.float32(1 / d) if d else np.float32(0)
+    return np.float16(d), np.minimum(15, np.trunc((x * inv).astype(np.float32) + offset)).astype(np.uint8)
+
+
+def test_lab08_formats(capsys):
+    from helpers.labs.lab08 import check_q4_0, check_q8_0
+    from helpers.quant import blocks
+
+    def deq8(d, q):
+        return np.float32(d) * q.astype(np.float32)
+
+    def deq4(d, q):
+        return np.float32(d) * (q.astype(np.float32) - 8)
+
+    passes(check_q8_0, _q8, deq8, capsys=capsys)
+    fails(check_q8_0, lambda x: _q8(x, rounding=np.round), deq8, needle="roundf")
+    fails(check_q8_0, lambda x: (np.float16(np.abs(x).max() / 128), _q8(x)[1]), deq8, needle="scale")
+    fails(check_q8_0, _q8, lambda d, q: q.astype(np.float32), needle="dequantize")
+    passes(check_q4_0, _q4, deq4)
+    fails(check_q4_0, lambda x: _q4(x, offset=np.float32(8.0)), deq4, needle="nibble")
+    assert blocks  # the reference the check compares with
+
+
+def test_lab08_errors_and_fallbacks(capsys):
+    from helpers.labs.lab08 import check_block_errors, check_fallback_prediction
+    from helpers.paths import GGUF_DIR
+    from helpers.quant.gguf_file import fallback_tensors
+
+    def rmse(x, x_hat):
+        return np.sqrt(np.mean((x_hat - x).reshape(-1, 32) ** 2, axis=1))
+
+    passes(check_block_errors, rmse, capsys=capsys)
+    fails(check_block_errors, lambda x, h: np.sqrt(np.mean((h - x) ** 2)).reshape(1), needle="shape")
+    fails(check_block_errors, lambda x, h: np.mean(np.abs(h - x).reshape(-1, 32), axis=1), needle="RMS")
+    q8 = GGUF_DIR / "edge-slm-q8_0.gguf"
+    actual = {f.name for f in fallback_tensors(q8, "Q8_0")}
+    passes(check_fallback_prediction, set(actual), q8, "Q8_0", capsys=capsys)
+    fails(check_fallback_prediction, set(actual) | {"blk.0.attn_q.weight"}, q8, "Q8_0", needle="predicted wrongly")
+
+
+# ------------------------------------------------------------------------------------------------ lab 10
+def _quantize_folder(src, dst, per_channel=False, copy=True, weights=True, pass_pc=True):
+    import shutil
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from helpers.machine import int8_reduce_range
+
+    dst.mkdir(parents=True, exist_ok=True)
+    for p in src.iterdir():
+        if copy and not p.name.startswith("model.onnx"):
+            shutil.copy2(p, dst / p.name)
+    if not weights:
+        shutil.copy2(src / "model.onnx", dst / "model.onnx")
+        return
+    quantize_dynamic(str(src / "model.onnx"), str(dst / "model.onnx"), weight_type=QuantType.QInt8,
+                     per_channel=per_channel if pass_pc else False, reduce_range=int8_reduce_range())
+
+
+def test_lab10_quantize_folder(capsys):
+    from helpers.labs.lab10 import check_quantize_folder
+
+    passes(check_quantize_folder, _quantize_folder, seed=3, capsys=capsys)
+    fails(check_quantize_folder, lambda s, d, per_channel=False: _quantize_folder(s, d, per_channel, copy=False),
+          seed=3, needle="was not copied")
+    fails(check_quantize_folder, lambda s, d, per_channel=False: _quantize_folder(s, d, per_channel, weights=False),
+          seed=3, needle="weight_type=QuantType.QInt8")
+    fails(check_quantize_folder, lambda s, d, per_channel=False: _quantize_folder(s, d, per_channel, pass_pc=False),
+          seed=3, needle="per_channel=per_channel")
+
+
+@pytest.fixture(scope="module")
+def int4_folder():
+    from helpers.paths import ONNX_DIR
+
+    folder = ONNX_DIR / "int4"
+    if not (folder / "genai_config.json").exists():
+        pytest.skip("no ONNX Runtime GenAI export in data/onnx/int4")
+    return folder
+
+
+def test_lab10_greedy(int4_folder, capsys):
+    from helpers.labs.lab10 import check_greedy
+    from helpers.quant import onnx as qo
+
+    passes(check_greedy, qo.greedy, int4_folder, n=2, capsys=capsys)
+    fails(check_greedy, lambda m, t, ids, n: qo.greedy(m, t, ids, n + 4), int4_folder, n=2, needle="max_length")
+    fails(check_greedy, lambda m, t, ids, n: qo.greedy(m, t, ids, n)[:-1] + [int(t.eos_token_ids[0])], int4_folder,
+          n=2, needle="end-of-sequence")
+    fails(check_greedy, lambda m, t, ids, n: qo.greedy(m, t, ids[:-1], n), int4_folder, n=2, needle="greedy")
+
+
+def test_lab10_comparison(int4_folder, tmp_path, capsys):
+    """The check measures again on the learner's own tokens and prompts: a KLD in bits, a swapped folder, a made-up
+    greedy agreement all fail."""
+    import onnxruntime_genai as og
+
+    from helpers.labs.lab10 import check_comparison
+    from helpers.paths import ONNX_DIR
+    from helpers.quant import measure
+    from helpers.quant import onnx as qo
+
+    if not (ONNX_DIR / "fp32" / "genai_config.json").exists():
+        pytest.skip("no fp32 export")
+    folders = {"fp32": ONNX_DIR / "fp32", "int4": int4_folder}
+    tokens = measure.tokenize(measure.default_source(), measure.held_out_text(2, seed=5))[:300]
+    prompts = ["hello", "where is order 10037?"]
+    ref_model = qo.load(folders["fp32"])
+    ref = qo.logits(ref_model, tokens, 256)[0]
+    ref_tok = og.Tokenizer(ref_model)
+    results = {}
+    for name, folder in folders.items():
+        model = qo.load(folder)
+        tok = og.Tokenizer(model)
+        kld, top1 = measure.kl_and_top1(ref, qo.logits(model, tokens, 256)[0])
+        same = [qo.greedy(model, tok, list(tok.encode(p)), 64) == qo.greedy(ref_model, ref_tok,
+                                                                            list(ref_tok.encode(p)), 64)
+                for p in prompts]
+        results[name] = {"size_mb": qo.model_bytes(folder) / 1e6, "kld": kld, "top1": top1,
+                         "greedy_same": sum(same) / len(same)}
+    passes(check_comparison, results, folders, tokens, prompts, capsys=capsys)
+    r4 = results["int4"]
+    fails(check_comparison, results, folders, needle="pass the held-out tokens")
+    fails(check_comparison, {**results, "int4": {**r4, "kld": r4["kld"] / np.log(2)}}, folders, tokens, prompts,
+          needle="natural log")
+    fails(check_comparison, {**results, "int4": {**r4, "top1": r4["top1"] - 0.05}}, folders, tokens, prompts,
+          needle="argmax")
+    fails(check_comparison, {**results, "int4": {**r4, "greedy_same": (r4["greedy_same"] + 0.5) % 1.0}}, folders,
+          tokens, prompts, needle="greedy_same")
+    fails(check_comparison, {**results, "int4": {**r4, "size_mb": r4["size_mb"] / 2}}, folders, tokens, prompts,
+          needle="model.onnx.data")
+
+
+# ------------------------------------------------------------------------------------------------ lab 16
+def _service(port, host_ip="127.0.0.1", user="65534:65534", ro=True, host=True):
+    cmd = ["-m", "/models/edge-slm-q8_0.gguf", "--port", str(port)] + (["--host", "0.0.0.0"] if host else [])
+    return {"image": "ghcr.io/ggml-org/llama.cpp:server-b6700", "user": user, "command": cmd,
+            "ports": [f"{host_ip}:{port}:{port}"], "volumes": ["../../data/gguf:/models" + (":ro" if ro else "")],
+            "healthcheck": {"test": ["CMD", "curl", "-fsS", f"http://127.0.0.1:{port}/health"], "interval": "10s",
+                            "timeout": "3s", "retries": 5}}
+
+
+def test_lab16_service(capsys):
+    from helpers.labs.lab16 import check_llama_server_service
+
+    passes(check_llama_server_service, _service, 8081, capsys=capsys)
+    fails(check_llama_server_service, lambda p: _service(p, host_ip="0.0.0.0"), 8081, needle="127.0.0.1")
+    fails(check_llama_server_service, lambda p: _service(p, user="root"), 8081, needle="root")
+    fails(check_llama_server_service, lambda p: _service(p, ro=False), 8081, needle="read-only")
+    fails(check_llama_server_service, lambda p: _service(p, host=False), 8081, needle="--host")
+    fails(check_llama_server_service, lambda p: _service(8081), 8081, needle="publish exactly")
+
+
+_DOCKERFILE = """FROM python:3.11.11-slim-bookworm
+RUN pip install --no-cache-dir "llama-cpp-python[server]==0.3.36" "fastapi==0.165.0" "uvicorn==0.54.0" \\
+    && useradd --create-home --uid 10001 app
+WORKDIR /app
+COPY helpers/ /app/helpers/
+USER app
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s CMD ["python", "-c", "import urllib.request; \\
+urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
+CMD ["python", "-m", "helpers", "serve", "--model", "/models/edge-slm-f16.gguf", "--host", "0.0.0.0", "--port", "8000"]
+"""
+
+
+def test_lab16_dockerfile(capsys):
+    from helpers.labs.lab16 import check_dockerfile_text
+
+    passes(check_dockerfile_text, lambda: _DOCKERFILE, capsys=capsys)
+    fails(check_dockerfile_text, lambda: _DOCKERFILE.replace("USER app\n", ""), needle="user")
+    fails(check_dockerfile_text, lambda: _DOCKERFILE.replace("3.11.11-slim", "3.11-slim"), needle="patch release")
+    fails(check_dockerfile_text, lambda: _DOCKERFILE.replace("0.3.36", "0.3.20"), needle="0.3.36")
+    fails(check_dockerfile_text, lambda: "", needle="Dockerfile's text")
+
+
+# ------------------------------------------------------------------------------------------------ lab 17
+def _level_rows(n=3):
+    return [{"concurrency": c, "completed": n, "failed": 0, "total_output_tokens": 90 * c, "duration_s": 2.0,
+             "output_throughput": 45.0 * c, "p50_ttft_ms": 10.0, "p99_ttft_ms": 20.0, "p50_e2el_ms": 300.0,
+             "peak_rss_mb": 120.0} for c in (1, 2)]
+
+
+def test_lab17_level_rows(capsys):
+    from helpers.labs.lab17 import check_level_rows
+
+    passes(check_level_rows, _level_rows(), 3, capsys=capsys)
+    rows = _level_rows()
+    fails(check_level_rows, rows[:1], 3, needle="concurrency 1 and 2")
+    fails(check_level_rows, rows[::-1], 3, needle="concurrency 1, then 2")
+    fails(check_level_rows, [rows[0], {**rows[1], "output_throughput": 500.0}], 3, needle="total output tokens")
+    fails(check_level_rows, [rows[0], {**rows[1], "completed": 2}], 3, needle="all 3 prompts")
+    fails(check_level_rows, [rows[0], {**rows[1], "p99_ttft_ms": 1.0}], 3, needle="percentiles out of order")
+    fails(check_level_rows, [rows[0], {**rows[1], "completed": 0, "failed": 3}], 3, needle="no request completed")
