@@ -140,7 +140,7 @@ class CountingRuntime:
         return res
 
 
-_READ_ONLY = ("lookup_order", "lookup_customer", "check_inventory")  # tools the check may run again
+_READ_ONLY = ("lookup_order", "lookup_customer", "check_inventory", "run_diagnostics")  # tools the check may run again
 
 
 def _run_tool(box: Any, name: str, args: dict[str, Any]) -> Any:
