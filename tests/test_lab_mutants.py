@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -866,3 +867,78 @@ def test_lab17_level_rows(capsys):
     fails(check_level_rows, [rows[0], {**rows[1], "completed": 2}], 3, needle="all 3 prompts")
     fails(check_level_rows, [rows[0], {**rows[1], "p99_ttft_ms": 1.0}], 3, needle="percentiles out of order")
     fails(check_level_rows, [rows[0], {**rows[1], "completed": 0, "failed": 3}], 3, needle="no request completed")
+
+
+class _Event:
+    def __init__(self, kind, executor_id):
+        self.type, self.executor_id = kind, executor_id
+
+
+class _WorkflowResult(list):
+    """The shape of agent_framework's workflow run result: a list of events with get_outputs()."""
+
+    def __init__(self, events, outputs):
+        super().__init__(events)
+        self._outputs = outputs
+
+    def get_outputs(self):
+        return self._outputs
+
+
+class _Spans:
+    def __init__(self, names):
+        self.names = names
+
+    def get_finished_spans(self):
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(name=n) for n in self.names]
+
+
+def test_lab07_workflow(capsys):
+    from helpers.labs.lab07 import check_maf_workflow
+
+    ran = [_Event("executor_invoked", n) for n in ("orders", "bridge", "callbacks")]
+    spans = _Spans(["invoke_agent orders", "chat m", "invoke_agent callbacks"])
+    passes(check_maf_workflow, _WorkflowResult(ran, ["done"]), spans, ("orders", "callbacks"), capsys=capsys)
+    fails(check_maf_workflow, _WorkflowResult(ran[:2], ["done"]), spans, ("orders", "callbacks"),
+          needle="connect it with add_edge")
+    fails(check_maf_workflow, _WorkflowResult(ran, []), spans, ("orders", "callbacks"), needle="no output")
+    fails(check_maf_workflow, _WorkflowResult(ran, ["done"]), _Spans(["invoke_agent orders"]),
+          ("orders", "callbacks"), needle="in_memory_telemetry")
+    fails(check_maf_workflow, ["not a result"], spans, ("orders", "callbacks"), needle="workflow.run")
+
+
+# ------------------------------------------------------------------------------------------------ lab 11
+def test_lab11_throughput_division_by_zero_is_a_hint_not_a_traceback():
+    from helpers.labs.lab11 import check_throughput
+    from helpers.runtimes.llama_server import parse_metrics
+
+    def unguarded(text):
+        m = parse_metrics(text)
+        return {"prompt_tps": m["llamacpp:prompt_tokens_total"] / m["llamacpp:prompt_seconds_total"],
+                "gen_tps": m["llamacpp:tokens_predicted_total"] / m["llamacpp:tokens_predicted_seconds_total"],
+                "requests_processing": m["llamacpp:requests_processing"]}
+
+    fails(check_throughput, unguarded, needle="divided by it")
+
+
+# ------------------------------------------------------------------------------------------------ every lab
+def test_every_lab_check_has_a_test_that_makes_it_fail():
+    """Each `check_*` of helpers/labs is named in a test file that expects AssertionError from a wrong answer (this
+    file, or the tests next to a runtime). Lab 06's checks belong to the guardrails work (tests/test_guard*.py)."""
+    import ast
+
+    tests = {p: p.read_text() for p in (ROOT / "tests").glob("test_*.py")}
+    failing = {p: t for p, t in tests.items() if "AssertionError" in t or "fails(" in t or "_fails(" in t}
+    missing = []
+    for mod in sorted((ROOT / "helpers" / "labs").glob("lab[0-9][0-9].py")):
+        if mod.stem == "lab06" and not any("lab06" in t for p, t in failing.items() if p.name != Path(__file__).name):
+            continue  # until the guardrails branch lands its tests
+        names = [n.name for n in ast.parse(mod.read_text()).body
+                 if isinstance(n, ast.FunctionDef) and n.name.startswith("check_")]
+        assert names, f"{mod.name} has no check"
+        for name in names:
+            if not any(re.search(rf"\b{name}\b", t) and mod.stem in t for t in failing.values()):
+                missing.append(f"{mod.stem}.{name}")
+    assert not missing, f"lab checks no test makes fail: {missing}"
