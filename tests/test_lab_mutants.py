@@ -139,9 +139,27 @@ def test_lab01_replies_parse_floor_zero_only_measures(capsys):
     assert "PASS" not in out and "MEASURED: 0/8" in out and "no floor set" in out
 
 
+class _FastTok:
+    """The shipped tokenizer.json through the `tokenizers` library, called like a transformers tokenizer (the
+    checks use `tok(text, add_special_tokens=False)["input_ids"]` and `len(tok)`): no transformers import."""
+
+    def __init__(self, path):
+        from tokenizers import Tokenizer
+
+        self.t = Tokenizer.from_file(str(path))
+
+    def __len__(self):
+        return self.t.get_vocab_size()
+
+    def __call__(self, text, add_special_tokens=True):
+        return {"input_ids": self.t.encode(text, add_special_tokens=add_special_tokens).ids}
+
+
 @pytest.fixture(scope="module")
-def shipped_tok(hf_tokenizer):  # conftest's session fixture: the shipped model's tokenizer
-    return hf_tokenizer
+def shipped_tok():
+    from helpers.paths import MODEL_DIR
+
+    return _FastTok(MODEL_DIR / "tokenizer.json")
 
 
 class _SplitMarkers:

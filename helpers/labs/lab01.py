@@ -103,6 +103,18 @@ def well_formed(res: Any) -> str | None:
     return None
 
 
+def _shown(path: Any) -> str:
+    """A model folder as the learner knows it: relative to the workbook when inside it."""
+    from pathlib import Path
+
+    from helpers.paths import ROOT
+
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except (TypeError, ValueError):
+        return str(path)
+
+
 def check_replies_parse(rt, n: int = 8, min_share: float = 0.125) -> float:
     """Lab 01, task 4: share of fresh tool requests whose reply is a well-formed tool call (a known tool, arguments
     valid against its schema); fails below `min_share` (default: not one in `n`, the format was not learnt)."""
@@ -124,7 +136,7 @@ def check_replies_parse(rt, n: int = 8, min_share: float = 0.125) -> float:
         else:
             why.append(f"{text!r} -> {problem}")
     share = ok / n
-    answered = f"{getattr(res, 'answered_by', '?')} ({getattr(rt, 'model_dir', '?')})"
+    answered = f"{getattr(res, 'answered_by', '?')} ({_shown(getattr(rt, 'model_dir', '?'))})"
     assert share >= min_share, (
         f"{ok}/{n} fresh requests got a well-formed tool call from {answered} (at least {min_share:.0%} expected): "
         f"the model has not learnt the format; train for more steps (STEPS) and check that the runtime loads your "
