@@ -960,3 +960,29 @@ def test_every_lab_check_has_a_test_that_makes_it_fail():
             if not any(re.search(rf"\b{name}\b", t) and mod.stem in t for t in failing.values()):
                 missing.append(f"{mod.stem}.{name}")
     assert not missing, f"lab checks no test makes fail: {missing}"
+
+
+# ------------------------------------------------------------------------------------------------ labs 18, 23
+def test_lab18_percentile_crash_on_no_values_is_a_hint():
+    from helpers.labs.lab18 import check_percentile
+
+    def naive(values, q):  # right on values, IndexError on []
+        xs = sorted(values)
+        r = q / 100 * (len(xs) - 1)
+        lo, hi = int(np.floor(r)), int(np.ceil(r))
+        return xs[lo] + (xs[hi] - xs[lo]) * (r - lo)
+
+    fails(check_percentile, naive, needle="raised IndexError")
+    fails(check_percentile, lambda v, q: 0.0 if not v else float(np.percentile(v, q)), needle="not 0")
+
+
+def test_lab23_hpa_on_container_cpu_is_the_wrong_signal():
+    from helpers.labs.lab23 import check_hpa
+
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "slm"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "slm"},
+                    "minReplicas": 1, "maxReplicas": 4,
+                    "metrics": [{"type": "ContainerResource", "containerResource": {
+                        "name": "cpu", "container": "server",
+                        "target": {"type": "Utilization", "averageUtilization": 70}}}]}}
+    fails(check_hpa, hpa, "slm", needle="wrong signal")
