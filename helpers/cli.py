@@ -169,6 +169,26 @@ def _cmd_contract(a: argparse.Namespace) -> int:
     return 1 if any(o.status == FAIL for row in table.values() for o in row.values()) else 0
 
 
+def _cmd_guard_eval(a: argparse.Namespace) -> int:
+    from helpers.agents.guard_eval import CachedRuntime, ObedientModel, format_table, load_guard_cases, measure
+    from helpers.registry import artefact_path
+    from helpers.runtimes import get_runtime
+
+    cases = load_guard_cases(smoke=a.smoke)
+    which = "SMOKE subset" if a.smoke else "full set"
+    shop = artefact_path("shop-db")
+    print(format_table(measure(cases, ObedientModel(), shop), f"obedient model (scripted), {which}"))
+    if a.runtime != "none":
+        rt = CachedRuntime(get_runtime(a.runtime))
+        try:
+            rows = measure(cases, rt, shop)
+        finally:
+            rt.close()
+        print()
+        print(format_table(rows, f"{rows[0]['outcomes'][0]['answered_by']} (temperature 0), {which}"))
+    return 0
+
+
 def _cmd_run_all(a: argparse.Namespace) -> int:
     import os
 
@@ -177,7 +197,9 @@ def _cmd_run_all(a: argparse.Namespace) -> int:
 
     check_runtime_name(os.environ.get("EDGEAI_RUNTIME", "auto"))  # fail before running anything
 
-    doc = run_all([Path(p) for p in a.notebooks] or None, smoke=a.smoke)
+    if a.jobs < 1:
+        raise ValueError(f"run-all: --jobs must be 1 or more, not {a.jobs}")
+    doc = run_all([Path(p) for p in a.notebooks] or None, smoke=a.smoke, jobs=a.jobs)
     for r in doc["notebooks"]:
         who = ", ".join(r["runtimes"]) or "-"
         print(f"{r['status']:<7}{r['seconds']:>8.1f} s  {r['notebook']}  answered by: {who}")
@@ -355,9 +377,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-v", "--verbose", action="store_true", help="print each check as it runs")
     c.set_defaults(func=_cmd_contract)
 
+    g = sub.add_parser("guard-eval", help="notebook 06's table: false refusals and attacks that worked, per "
+                       "guardrail layer and stacked, on data/eval/guardrails.jsonl")
+    g.add_argument("--smoke", action="store_true", help="12 harmless + 12 attacks instead of the full set")
+    g.add_argument("--runtime", default="embedded", help="the model's runtime (default embedded); 'none' measures "
+                   "only the obedient scripted proposer")
+    g.set_defaults(func=_cmd_guard_eval)
+
     r = sub.add_parser("run-all", help="execute every notebook and lab solution headless (papermill)")
     r.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")
     r.add_argument("--smoke", action="store_true", help="pass SMOKE=True to each notebook's parameters cell")
+    r.add_argument("--jobs", type=int, default=1,
+                   help="lanes run side by side, each a process running its notebooks one after the other; a lesson "
+                        "and its lab share a lane (default 1; timings printed by notebooks are noisier with 2)")
     r.set_defaults(func=_cmd_run_all)
 
     t = sub.add_parser("train-model", help="train the workbook's SLM from scratch (CPU)")

@@ -17,6 +17,9 @@ from typing import Any
 from helpers.paths import BUILD, ROOT
 
 ANSWERED = re.compile(r"answered by:? ([\w.-]+/[\w.:/-]+)")
+# Notebooks that share one machine-wide resource run in one lane, one after the other, under `--jobs`:
+# Foundry Local keeps one app directory (build/foundry) for every process that uses it.
+SHARED_LANES = {"foundry": ("01", "12", "17", "18")}
 
 
 def discover() -> list[Path]:
@@ -82,8 +85,8 @@ def run_one(path: Path, smoke: bool, timeout: int = 1800) -> dict[str, Any]:
 
 
 def run_all(paths: list[Path] | None = None, smoke: bool = False, report: Path | None = None,
-            progress: bool = True) -> dict[str, Any]:
-    """Execute notebooks (all of them by default) and write the run report."""
+            progress: bool = True, jobs: int = 1) -> dict[str, Any]:
+    """Execute notebooks (all of them by default) and write the run report; `jobs` lanes run side by side."""
     from tqdm.auto import tqdm
 
     paths = [Path(p) for p in paths] if paths else discover()
@@ -92,15 +95,78 @@ def run_all(paths: list[Path] | None = None, smoke: bool = False, report: Path |
             raise FileNotFoundError(f"No notebook at {p}. Notebooks live in notebooks/ and labs/solutions/.")
     rows = []
     t0 = time.perf_counter()
-    bar = tqdm(paths, desc="run-all", unit="nb", disable=not progress)
-    for p in bar:
-        bar.set_postfix_str(p.name)
-        rows.append(run_one(p, smoke))
+    if jobs > 1 and len(paths) > 1:
+        rows = _run_lanes(lanes(paths, jobs, report or BUILD / "run-report.json"), smoke, progress)
+    else:
+        bar = tqdm(paths, desc="run-all", unit="nb", disable=not progress)
+        for p in bar:
+            bar.set_postfix_str(p.name)
+            rows.append(run_one(p, smoke))
     doc = {"smoke": smoke, "seconds": round(time.perf_counter() - t0, 1),
            "passed": sum(r["status"] == "ok" for r in rows), "failed": sum(r["status"] != "ok" for r in rows),
            "notebooks": rows}
     write_report(rows, smoke, report or BUILD / "run-report.json")
     return doc
+
+
+def group_key(path: Path) -> str:
+    """Which lane group a notebook belongs to: a lesson and its lab share their number, so they run in one
+    lane (a lab may reuse its lesson's files); the numbers of a `SHARED_LANES` entry share that entry."""
+    number = path.name.split("-", 1)[0]
+    return next((name for name, numbers in SHARED_LANES.items() if number in numbers), number)
+
+
+def lanes(paths: list[Path], jobs: int, report: Path | None = None) -> list[list[Path]]:
+    """Split `paths` into at most `jobs` lanes of groups (`group_key`), balanced by the seconds each notebook
+    took in the last report (1 s when unknown); the longest groups are placed first, each in the lane with the
+    least work so far, and every lane keeps the notebooks' own order."""
+    known: dict[str, float] = {}
+    if report is not None and report.exists():
+        try:
+            known = {r["notebook"]: float(r.get("seconds") or 1) for r in json.loads(report.read_text())["notebooks"]}
+        except (ValueError, KeyError, TypeError):
+            known = {}
+    order = {p: i for i, p in enumerate(paths)}
+    groups: dict[str, list[Path]] = {}
+    for p in paths:
+        groups.setdefault(group_key(p), []).append(p)
+
+    def cost(group: list[Path]) -> float:
+        return sum(known.get(str(p.resolve().relative_to(ROOT)) if p.resolve().is_relative_to(ROOT) else str(p), 1.0)
+                   for p in group)
+
+    work = [0.0] * max(1, min(jobs, len(groups)))
+    chosen: list[list[Path]] = [[] for _ in work]
+    for group in sorted(groups.values(), key=cost, reverse=True):
+        i = work.index(min(work))
+        chosen[i] += group
+        work[i] += cost(group)
+    return [sorted(lane, key=order.__getitem__) for lane in chosen if lane]
+
+
+def _run_lane(paths: list[Path], smoke: bool) -> list[dict[str, Any]]:
+    return [run_one(p, smoke) for p in paths]
+
+
+def _run_lanes(chosen: list[list[Path]], smoke: bool, progress: bool) -> list[dict[str, Any]]:
+    """Each lane in a process of its own; the rows come back in the notebooks' order."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    if progress:
+        for i, lane in enumerate(chosen, 1):
+            print(f"lane {i}: " + " ".join(p.name.split("-", 1)[0] + ("L" if "labs" in p.parts else "") for p in lane))
+    with ProcessPoolExecutor(len(chosen)) as pool:
+        results = list(pool.map(_run_lane, chosen, [smoke] * len(chosen)))
+    order = {str(p): i for i, p in enumerate(p for lane in chosen for p in lane)}
+    rows = [row for lane in results for row in lane]
+    flat = [p for lane in chosen for p in lane]
+    by_path = dict(zip(map(str, flat), rows))
+    return [by_path[k] for k in sorted(by_path, key=lambda k: _display_order(Path(k), order[k]))]
+
+
+def _display_order(path: Path, fallback: int) -> tuple[int, int]:
+    everything = {p.resolve(): i for i, p in enumerate(discover())}
+    return everything.get(path.resolve(), len(everything)), fallback
 
 
 def write_report(rows: list[dict[str, Any]], smoke: bool, report: Path) -> dict[str, Any]:

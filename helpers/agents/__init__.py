@@ -15,6 +15,8 @@ __getattr__, __dir__, __all__ = lazy_face(__name__, {
                "with_customer_id"],
     "guardrails": ["AuditLog", "Guardrails", "InjectionDefence", "InputPolicy", "OutputPolicy", "Session",
                    "TokenSigner", "ToolPermissions", "skeleton", "verify_log"],
+    "layers": ["LAYERS", "LayeredGuard", "RequestedOnly", "SIDE_EFFECTING", "detect", "keyword_detect", "separate"],
+    "guard_eval": ["CONFIGS", "CachedRuntime", "ObedientModel", "format_table", "load_guard_cases", "measure"],
     "maf": ["answered_by", "chat_client", "guard_middleware", "in_memory_telemetry", "shop_functions"],
     "evaluate": ["agent_cases", "eval_agent", "format_agent_table", "load_agent_cases", "run_agent_eval"],
     "simulations": ["Bandit", "EpsilonGreedy", "GoalAgent", "HysteresisThermostat", "MapVacuum", "MOVES",
