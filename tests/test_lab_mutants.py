@@ -986,3 +986,107 @@ def test_lab23_hpa_on_container_cpu_is_the_wrong_signal():
                         "name": "cpu", "container": "server",
                         "target": {"type": "Utilization", "averageUtilization": 70}}}]}}
     fails(check_hpa, hpa, "slm", needle="wrong signal")
+
+
+# ------------------------------------------------------------------------------------------------ lab 06
+# (lab 06's checks are the guardrails helper's; its new separation check is tested in tests/test_guard_layers.py,
+# the four older ones here, without changing them)
+def _input_check(text, nfc=True, use_skeleton=True):
+    import unicodedata
+
+    from helpers.agents import skeleton
+    from helpers.labs.lab06 import FORBIDDEN
+
+    if len(text) > 300:
+        return "too long"
+    if nfc and unicodedata.normalize("NFC", text) != text:
+        return "not NFC"
+    for ch in text:
+        if ch not in "\n\r\t" and unicodedata.category(ch) in ("Cc", "Cf"):
+            return "control or format character"
+    sk = skeleton(text) if use_skeleton else text.lower()
+    return next((f"forbidden phrase {p!r}" for p in FORBIDDEN if p in sk), None)
+
+
+def test_lab06_input_policy(capsys):
+    from helpers.labs.lab06 import check_input_policy
+
+    passes(check_input_policy, _input_check, n=40, seed=6, capsys=capsys)
+    fails(check_input_policy, lambda t: _input_check(t, use_skeleton=False), n=40, seed=6, needle="skeleton")
+    fails(check_input_policy, lambda t: _input_check(t, nfc=False), n=40, seed=6, needle="not in NFC")
+    fails(check_input_policy, lambda t: "no", n=40, seed=6, needle="ordinary request was refused")
+
+
+def _permission(me, name, arguments, compare=True, validate=True):
+    from helpers.domain import ToolArgumentError, validate_arguments
+
+    if name not in {"lookup_order", "check_inventory", "get_weather", "get_current_time", "schedule_callback",
+                    "escalate_to_human"}:
+        return f"a kiosk may not call {name}"
+    values = arguments
+    if validate:
+        try:
+            values = validate_arguments(name, arguments)
+        except ToolArgumentError as exc:
+            return f"arguments fail the schema: {exc}"
+    if compare and "customer_id" in values and values["customer_id"] != me:
+        return f"{name} may act only for {me}"
+    return None
+
+
+def test_lab06_permission(capsys):
+    from helpers.labs.lab06 import check_permission
+
+    passes(check_permission, _permission, n=120, seed=6, capsys=capsys)
+    fails(check_permission, lambda *a: _permission(*a, compare=False), n=120, seed=6, needle="customer_id")
+    fails(check_permission, lambda *a: _permission(*a, validate=False), n=120, seed=6, needle="validate")
+    fails(check_permission, lambda me, name, args: None, n=120, seed=6, needle="tool list")
+
+
+def _record_hash(seq, event, prev):
+    import hashlib
+
+    return hashlib.sha256(json.dumps({"seq": seq, "event": event, "prev": prev}, sort_keys=True).encode()).hexdigest()
+
+
+def _chain_append(log, event):
+    prev = log[-1]["hash"] if log else "0" * 64
+    log.append({"seq": len(log) + 1, "event": event, "prev": prev, "hash": _record_hash(len(log) + 1, event, prev)})
+
+
+def _chain_verify(log, rehash=True):
+    prev = "0" * 64
+    for i, rec in enumerate(log, 1):
+        if rec.get("seq") != i or rec.get("prev") != prev:
+            return False
+        if rehash and rec.get("hash") != _record_hash(rec["seq"], rec["event"], rec["prev"]):
+            return False
+        prev = rec["hash"]
+    return True
+
+
+def test_lab06_hash_chain(capsys):
+    from helpers.labs.lab06 import check_hash_chain
+
+    passes(check_hash_chain, _chain_append, _chain_verify, n=10, seed=6, capsys=capsys)
+    fails(check_hash_chain, _chain_append, lambda log: _chain_verify(log, rehash=False), n=10, seed=6,
+          needle="edited a record's event")
+    fails(check_hash_chain, _chain_append, lambda log: True, n=10, seed=6, needle="verify() accepted")
+    fails(check_hash_chain, lambda log, ev: log.append({"event": ev}), _chain_verify, n=10, seed=6,
+          needle="seq, event, prev and hash")
+
+
+def test_lab06_guarded_run(capsys):
+    from types import SimpleNamespace
+
+    from helpers.labs.lab06 import check_guarded_run
+
+    def run(calls, n=2):
+        return SimpleNamespace(n_model_calls=n, answered_by="scripted/guard", tool_calls=calls,
+                               steps=[SimpleNamespace(kind="guard", detail={"customer_id": "C-2"})])
+
+    mine = [{"name": "schedule_callback", "arguments": {"customer_id": "C-1", "preferred_time": "10:30"}}]
+    theirs = [{"name": "escalate_to_human", "arguments": {"customer_id": "C-2", "reason": "refund"}}]
+    passes(check_guarded_run, run(mine), "C-1", "C-2", capsys=capsys)
+    fails(check_guarded_run, run(mine + theirs), "C-1", "C-2", needle="a tool ran for another customer")
+    fails(check_guarded_run, run([], n=0), "C-1", "C-2", needle="never asked the model")
