@@ -176,11 +176,23 @@ def index_reachable(index_url: str | None = None, timeout: float = 10.0) -> bool
     return True
 
 
+def install_error(stderr: str) -> str:
+    """The lines of a failed `pip install` that say why: the conflict and what causes it, or the build's errors."""
+    lines = [x.strip() for x in _pip_text(stderr).splitlines() if x.strip()]
+    if "The conflict is caused by:" in lines:
+        i = lines.index("The conflict is caused by:")
+        cause = [x for x in lines[i + 1:] if not x.startswith(("To fix", "1.", "2.", "ERROR: ResolutionImpossible"))]
+        return " | ".join([x for x in lines[:i] if x.startswith("ERROR")][-1:] + cause[:6])
+    errors = [x for x in lines if "error" in x.lower() or "failed" in x.lower()]
+    return " | ".join(errors[-6:] or lines[-6:])
+
+
 def blame_install(stderr: str, moving: list[str]) -> list[str]:
     """The moving packages a failed `pip install` names: the one that failed to build, or those in the conflict."""
     text = _pip_text(stderr)
-    built = re.findall(r"(?:Failed to build|Failed building wheel for|Could not build wheels for) ([\w.,\s-]+)", text)
-    named = {norm(n) for b in built for n in re.split(r"[,\s]+", b) if n and n not in ("which", "and")}
+    built = re.findall(r"(?:Failed to build|Failed building wheel for|Could not build wheels for) "
+                       r"([\w.-]+(?:, [\w.-]+)*)", text) + re.findall(r"based projects \(([^)]+)\)", text)
+    named = {norm(n) for b in built for n in re.split(r"[,\s]+", b) if n}
     if not named:  # a resolver conflict: the packages it names, in the lines that explain it
         conflict = text.split("The conflict is caused by:")[-1] if "The conflict is caused by" in text else text
         named = {norm(m) for m in re.findall(r"([A-Za-z0-9][\w.-]*)(?:\[[\w,]+\])?\s*(?:==|depends on|\d)", conflict)}
@@ -436,13 +448,13 @@ def _install(py: Path, cfg: dict[str, Any], packages: list[Package], baseline: d
                              f"reachable (pip's output: {o.out / 'pip.log'})")
         blamed = blame_install(r.stderr, moving)
         if not blamed:
-            findings.append(Finding("install", _last_lines(r.stderr), packages=moving, certain=False,
+            findings.append(Finding("install", install_error(r.stderr), packages=moving, certain=False,
                                     evidence="ambiguous: pip failed without naming one of the moving packages"))
             return False
         for p in packages:
             if p.name in blamed:
                 p.status, p.why = "install failed", f"pip could not install {p.name}=={p.newest} (see findings)"
-                findings.append(Finding("install", _last_lines(r.stderr), call=f"pip install {p.name}=={p.newest}",
+                findings.append(Finding("install", install_error(r.stderr), call=f"pip install {p.name}=={p.newest}",
                                         packages=[p.name], certain=True,
                                         evidence=f"pip's error names {p.name}; held back at its pin and retried"))
     return False
