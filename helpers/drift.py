@@ -30,6 +30,7 @@ from helpers.paths import BUILD, ROOT
 NETWORK_SIGNS = ("NewConnectionError", "Failed to establish a new connection", "Temporary failure in name resolution",
                  "Name or service not known", "Network is unreachable", "Connection refused", "ConnectTimeoutError",
                  "Read timed out", "ProxyError")
+NOT_COMPARED = {"edge-slm-workbook", "pip", "setuptools", "wheel"}  # the workbook runs from this checkout
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -114,10 +115,13 @@ def requirements(dependencies: list[str], packages: list[Package], baseline: dic
     from packaging.requirements import Requirement
 
     moving = {p.name: p.newest for p in packages if p.status == "changed"}
-    reqs = []
+    reqs, seen = [], set()
     for d in dependencies:
         r = Requirement(d)
         name, extras = norm(r.name), f"[{','.join(sorted(r.extras))}]" if r.extras else ""
+        if (name, extras) in seen:  # listed twice in pyproject (pyyaml, httpx): once is enough
+            continue
+        seen.add((name, extras))
         marker = f"; {r.marker}" if r.marker else ""
         version = moving.pop(name, None) or baseline.get(name)
         reqs.append(f"{name}{extras}=={version}{marker}" if version else d)
@@ -523,7 +527,7 @@ def drift_check(o: Options, log: Callable[[str], None] = print) -> dict[str, Any
                             "seconds": round(time.perf_counter() - t0, 1)}
         if not ok:
             return _finish(packages, diff, findings, steps, interrupted, o)
-        diff = {n: v for n, v in version_diff(baseline, venv_versions(py)).items() if n != "edge-slm-workbook"}
+        diff = {n: v for n, v in version_diff(baseline, venv_versions(py)).items() if n not in NOT_COMPARED}
         changed = {n: v for n, v in diff.items() if v[1]}
         owners = module_owners(py)
         install_kernel(py, o.out / "venv")
