@@ -296,3 +296,13 @@ def test_the_weekly_workflow_is_valid_offline_and_never_gates(tmp_path):
     check = next(s for s in steps if s.get("id") == "drift")
     assert "python -m helpers drift-check" in check["run"] and check["continue-on-error"] is True
     assert any(s.get("uses", "").startswith("actions/upload-artifact") and s.get("if") == "always()" for s in steps)
+
+
+def test_a_venv_left_half_built_by_an_interrupted_run_is_rebuilt_and_a_working_one_reused(tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "stray-from-the-interrupted-run").write_text("x")
+    said: list[str] = []
+    py = drift.ensure_venv(venv, fresh=False, log=said.append)
+    assert py.exists() and not (venv / "stray-from-the-interrupted-run").exists() and said == [f"creating {venv}"]
+    assert drift.ensure_venv(venv, fresh=False, log=said.append) == py and said[-1].startswith("reusing")
