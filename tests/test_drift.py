@@ -25,8 +25,8 @@ OWNERS = {"transformers": ["transformers"], "huggingface_hub": ["huggingface-hub
           "numpy": ["numpy"], "yaml": ["pyyaml"]}
 SITE = "/home/u/build/drift/venv/lib/python3.11/site-packages"
 
-# pip 26.3's words for a resolver conflict (recorded from the drift check of 2026-11-30 on this machine) and
-# for a source build that failed
+# pip's words for a resolver conflict (recorded from the drift check of 2026-11-30 on this machine: the drift
+# venv's own pip, 23.2) and for a source build that failed
 CONFLICT = """WARNING: Location 'file:///opt/pypi/simple/onnxruntime/' is ignored: it is neither a file nor a directory.
 INFO: pip is looking at multiple versions of foundry-local-sdk to determine which version is compatible with \
 other requirements. This could take a while.
