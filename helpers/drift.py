@@ -380,7 +380,8 @@ def format_report(doc: dict[str, Any]) -> str:
                      f"| {status} |")
     if doc["other_changes"]:
         moved = ", ".join(f"{n} {a or '-'} -> {b or '-'}" for n, (a, b) in sorted(doc["other_changes"].items()))
-        lines += ["", f"Also moved, as dependencies of the above: {moved}."]
+        lines += ["", "Other differences from the pinned environment (dependencies that moved with the above, or "
+                  f"packages one of the two has and the other lacks): {moved}."]
     lines += ["", "## Steps", ""]
     for name, s in doc["steps"].items():
         lines.append(f"- {name}: {s.get('result', '')}" + (f" ({s['seconds']} s)" if "seconds" in s else ""))
