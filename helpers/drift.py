@@ -332,15 +332,16 @@ def notebook_traceback(executed: Path) -> str:
     return ""
 
 
-def run_smoke(py: Path, env: dict[str, str], build: Path, out: Path, notebooks: list[str]) -> list[dict[str, Any]]:
+def run_smoke(py: Path, env: dict[str, str], build: Path, out: Path, notebooks: list[str], log_name: str = "smoke.log"
+              ) -> list[dict[str, Any]]:
     """Run `python -m helpers run-all --smoke` in the drift env; the rows of its run report for this run."""
     report = build / "run-report.json"
     report.unlink(missing_ok=True)
-    with (out / "smoke.log").open("w", encoding="utf-8") as log:
+    with (out / log_name).open("a" if log_name != "smoke.log" else "w", encoding="utf-8") as log:
         subprocess.run([str(py), "-m", "helpers", "run-all", "--smoke", *notebooks], cwd=str(ROOT), env=env,
                        stdout=log, stderr=subprocess.STDOUT)
     if not report.exists():
-        raise DriftError(f"run-all wrote no report in the drift environment: see {out / 'smoke.log'}")
+        raise DriftError(f"run-all wrote no report in the drift environment: see {out / log_name}")
     rows = json.loads(report.read_text(encoding="utf-8"))["notebooks"]
     for r in rows:
         if r["status"] != "ok":
@@ -451,15 +452,16 @@ def _install(py: Path, cfg: dict[str, Any], packages: list[Package], baseline: d
         if any(s in r.stderr for s in NETWORK_SIGNS):
             raise DriftError("cannot reach the package index while installing: run the drift check where PyPI is "
                              f"reachable (pip's output: {o.out / 'pip.log'})")
-        blamed = blame_install(r.stderr, moving)
+        said = r.stdout + r.stderr  # pip explains a conflict on stdout, its ERROR lines go to stderr
+        blamed = blame_install(said, moving)
         if not blamed:
-            findings.append(Finding("install", install_error(r.stderr), packages=moving, certain=False,
+            findings.append(Finding("install", install_error(said), packages=moving, certain=False,
                                     evidence="ambiguous: pip failed without naming one of the moving packages"))
             return False
         for p in packages:
             if p.name in blamed:
                 p.status, p.why = "install failed", f"pip could not install {p.name}=={p.newest} (see findings)"
-                findings.append(Finding("install", install_error(r.stderr), call=f"pip install {p.name}=={p.newest}",
+                findings.append(Finding("install", install_error(said), call=f"pip install {p.name}=={p.newest}",
                                         packages=[p.name], certain=True,
                                         evidence=f"pip's error names {p.name}; held back at its pin and retried"))
     return False
@@ -500,8 +502,10 @@ def drift_check(o: Options, log: Callable[[str], None] = print) -> dict[str, Any
     """Build the drift environment, run the checks there, write the report; returns the report's data."""
     cfg = drift_config()
     check_options(o, cfg["fast_moving"])
+    o.out = o.out.resolve()  # absolute: notebooks run in their own folder and must find the same build folder
     o.out.mkdir(parents=True, exist_ok=True)
-    (o.out / "pip.log").write_text("", encoding="utf-8")
+    for stale in ("pip.log", "bisect.log"):
+        (o.out / stale).write_text("", encoding="utf-8")
     baseline = installed_versions()
     packages: list[Package] = []
     findings: list[Finding] = []
@@ -524,7 +528,7 @@ def drift_check(o: Options, log: Callable[[str], None] = print) -> dict[str, Any
         t0 = time.perf_counter()
         py = ensure_venv(o.out / "venv", o.fresh, log)
         ok = _install(py, cfg, packages, baseline, o, findings, log)
-        steps["install"] = {"result": "ok" if ok else "failed: nothing was run", "venv": str(o.out / "venv"),
+        steps["install"] = {"result": "ok" if ok else "failed: nothing was run", "venv": _shown(o.out / "venv"),
                             "seconds": round(time.perf_counter() - t0, 1)}
         if not ok:
             return _finish(packages, diff, findings, steps, interrupted, o)
@@ -539,8 +543,8 @@ def drift_check(o: Options, log: Callable[[str], None] = print) -> dict[str, Any
             t0 = time.perf_counter()
             log("contract suite (tests/test_contract.py) in the drift environment")
             rc, fails = run_contract(py, env, o.out)
-            steps["contract"] = {"result": f"pytest exit {rc}, {len(fails)} failed", "log": str(o.out / "contract.log"),
-                                 "seconds": round(time.perf_counter() - t0, 1)}
+            steps["contract"] = {"result": f"pytest exit {rc}, {len(fails)} failed",
+                                 "log": _shown(o.out / "contract.log"), "seconds": round(time.perf_counter() - t0, 1)}
             for node, msg, tb in fails:
                 who, why, certain = attribute(f"{msg}\n{tb}", changed, owners)
                 f = Finding(f"contract: {node}", msg or (tb.strip().splitlines() or [""])[-1], call=node,
@@ -554,7 +558,7 @@ def drift_check(o: Options, log: Callable[[str], None] = print) -> dict[str, Any
             rows = run_smoke(py, env, o.out / "build", o.out, o.notebooks)
             bad = [r for r in rows if r["status"] != "ok"]
             steps["smoke"] = {"result": f"{len(rows) - len(bad)} passed, {len(bad)} failed",
-                              "log": str(o.out / "smoke.log"), "seconds": round(time.perf_counter() - t0, 1)}
+                              "log": _shown(o.out / "smoke.log"), "seconds": round(time.perf_counter() - t0, 1)}
             for r in bad:
                 who, why, certain = attribute(f"{r.get('error', '')}\n{r.get('traceback', '')}", changed, owners)
                 f = Finding(f"smoke: {r['notebook']}", r.get("error", ""), call=r.get("failing_cell", ""),
@@ -563,14 +567,20 @@ def drift_check(o: Options, log: Callable[[str], None] = print) -> dict[str, Any
                 if not certain and o.bisect:
                     nb = r["notebook"]
                     _bisect(f, changed, lambda nb=nb: all(x["status"] == "ok" for x in
-                                                          run_smoke(py, env, o.out / "build", o.out, [nb])),
+                                                          run_smoke(py, env, o.out / "build", o.out, [nb],
+                                                                                    "bisect.log")),
                             restore, py, o, log)
     except KeyboardInterrupt:
         interrupted = True
     return _finish(packages, diff, findings, steps, interrupted, o)
 
 
+def _shown(path: Path) -> str:
+    """A path as the report shows it: relative to the repository when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def _finish(packages, diff, findings, steps, interrupted, o: Options) -> dict[str, Any]:
     doc = build_report(packages, diff, findings, steps, interrupted)
-    doc["report"] = str(write_report(doc, o.out, o.publish))
+    doc["report"] = _shown(write_report(doc, o.out, o.publish))
     return doc
