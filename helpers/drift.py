@@ -286,8 +286,10 @@ def drift_env(venv: Path, build: Path) -> dict[str, str]:
     """The environment of a process in the drift venv: its python first, this checkout on PYTHONPATH, its own
     build folder (EDGEAI_BUILD) and its own Jupyter kernel (JUPYTER_PATH), so nothing runs in the pinned env."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "CONDA_PREFIX")}
+    venv = venv.resolve()
     env.update(PATH=f"{venv_python(venv).parent}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(venv),
-               PYTHONPATH=str(ROOT), EDGEAI_BUILD=str(build), JUPYTER_PATH=str(venv / "share" / "jupyter"))
+               PYTHONPATH=str(ROOT), EDGEAI_BUILD=str(build.resolve()),  # absolute: notebooks run in their folder
+               JUPYTER_PATH=str(venv / "share" / "jupyter"))
     return env
 
 

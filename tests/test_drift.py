@@ -307,3 +307,12 @@ def test_a_venv_left_half_built_by_an_interrupted_run_is_rebuilt_and_a_working_o
     py = drift.ensure_venv(venv, fresh=False, log=said.append)
     assert py.exists() and not (venv / "stray-from-the-interrupted-run").exists() and said == [f"creating {venv}"]
     assert drift.ensure_venv(venv, fresh=False, log=said.append) == py and said[-1].startswith("reusing")
+
+
+def test_the_drift_env_runs_the_venv_python_this_checkout_and_an_absolute_build_folder(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    env = drift.drift_env(Path("build/drift/venv"), Path("build/drift/build"))
+    assert env["PATH"].split(os.pathsep)[0] == str(tmp_path / "build/drift/venv/bin")
+    assert env["PYTHONPATH"] == str(ROOT) and env["VIRTUAL_ENV"] == str(tmp_path / "build/drift/venv")
+    assert env["EDGEAI_BUILD"] == str(tmp_path / "build/drift/build"), "a relative build folder moves with each cwd"
+    assert env["JUPYTER_PATH"] == str(tmp_path / "build/drift/venv/share/jupyter")
