@@ -182,7 +182,7 @@ def index_reachable(index_url: str | None = None, timeout: float = 10.0) -> bool
 
 def install_error(stderr: str) -> str:
     """The lines of a failed `pip install` that say why: the conflict and what causes it, or the build's errors."""
-    lines = [x.strip() for x in _pip_text(stderr).splitlines() if x.strip()]
+    lines = [x.strip() for x in _pip_text(stderr).splitlines() if x.strip() and not x.startswith("WARNING:")]
     if "The conflict is caused by:" in lines:
         i = lines.index("The conflict is caused by:")
         cause = [x for x in lines[i + 1:] if not x.startswith(("To fix", "1.", "2.", "ERROR: ResolutionImpossible"))]
@@ -214,6 +214,8 @@ def ensure_venv(venv: Path, fresh: bool, log: Callable[[str], None]) -> Path:
         shutil.rmtree(venv)
     if py.exists() and subprocess.run([str(py), "-c", "import pip"], capture_output=True).returncode == 0:
         log(f"reusing {venv} (--fresh rebuilds it)")
+        for left in venv.glob("lib/python*/site-packages/~*"):  # a pip install cut short leaves these behind
+            shutil.rmtree(left, ignore_errors=True)
         return py
     if venv.exists():
         shutil.rmtree(venv)  # half-built by an interrupted run
@@ -310,6 +312,18 @@ def contract_failures(junit_xml: Path) -> list[tuple[str, str, str]]:
             node = f"{module.replace('.', '/')}.py::{name}" if module else name.replace(".", "/") + ".py"
             out.append((node, (bad.get("message") or "").strip(), bad.text or ""))
     return out
+
+
+def junit_counts(junit_xml: Path) -> str:
+    """'N passed, N skipped, N failed' from a pytest JUnit XML file."""
+    if not junit_xml.exists():
+        return "no result (pytest wrote no report)"
+    n = {k: 0 for k in ("tests", "skipped", "failures", "errors")}
+    for suite in ET.parse(junit_xml).getroot().iter("testsuite"):
+        for k in n:
+            n[k] += int(suite.get(k, 0))
+    bad = n["failures"] + n["errors"]
+    return f"{n['tests'] - n['skipped'] - bad} passed, {n['skipped']} skipped, {bad} failed"
 
 
 def run_contract(py: Path, env: dict[str, str], out: Path, node: str = "tests/test_contract.py"
@@ -545,7 +559,7 @@ def drift_check(o: Options, log: Callable[[str], None] = print) -> dict[str, Any
             t0 = time.perf_counter()
             log("contract suite (tests/test_contract.py) in the drift environment")
             rc, fails = run_contract(py, env, o.out)
-            steps["contract"] = {"result": f"pytest exit {rc}, {len(fails)} failed",
+            steps["contract"] = {"result": f"{junit_counts(o.out / 'contract.xml')} (pytest exit {rc})",
                                  "log": _shown(o.out / "contract.log"), "seconds": round(time.perf_counter() - t0, 1)}
             for node, msg, tb in fails:
                 who, why, certain = attribute(f"{msg}\n{tb}", changed, owners)
