@@ -491,6 +491,11 @@ def _bisect(f: Finding, changed: dict[str, tuple[str | None, str | None]], rerun
         f.evidence += f"; not bisected ({len(suspects)} suspects with a pinned version)"
         return
     try:
+        log(f"bisect {f.where}: first a rerun as it was")
+        if rerun():  # a failure that does not come back is no package's fault (a kernel that died at start ...)
+            f.packages, f.certain = [], False
+            f.evidence += "; passed when run again unchanged: flaky, not blamed on a package"
+            return
         for s in suspects:
             log(f"bisect {f.where}: {s} back at {changed[s][0]}")
             pip_install(py, [f"{s}=={changed[s][0]}"], o.index_url, o.out / "pip.log")

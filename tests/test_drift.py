@@ -162,10 +162,23 @@ def test_bisect_settles_an_ambiguous_failure_by_repinning_one_suspect_at_a_time(
     pinned: set[str] = set()
     monkeypatch.setattr(drift, "pip_install", lambda py, reqs, i, log: pinned.update(r.split("==")[0] for r in reqs))
     f = Finding("smoke: notebooks/04.ipynb", "ValueError", packages=["transformers", "huggingface-hub"])
-    drift._bisect(f, CHANGED, rerun=lambda: "huggingface-hub" in pinned, restore=pinned.clear, py=Path("py"),
+    runs: list[set[str]] = []
+
+    def rerun() -> bool:
+        runs.append(set(pinned))
+        return "huggingface-hub" in pinned
+
+    drift._bisect(f, CHANGED, rerun=rerun, restore=pinned.clear, py=Path("py"),
                   o=drift.Options(out=tmp_path), log=lambda m: None)
     assert (f.packages, f.certain) == (["huggingface-hub"], True)
     assert "passes with huggingface-hub back at 1.2.0" in f.evidence
+    assert runs == [set(), {"transformers"}, {"huggingface-hub"}], "first unchanged, then one suspect at a time"
+
+    flaky = Finding("smoke: notebooks/04.ipynb", "RuntimeError: Kernel died before replying to kernel_info",
+                    packages=["transformers"])
+    drift._bisect(flaky, CHANGED, rerun=lambda: True, restore=pinned.clear, py=Path("py"),
+                  o=drift.Options(out=tmp_path), log=lambda m: None)
+    assert (flaky.packages, flaky.certain) == ([], False) and "flaky" in flaky.evidence
 
     g = Finding("smoke: notebooks/05.ipynb", "AssertionError", packages=["transformers"])
     drift._bisect(g, CHANGED, rerun=lambda: False, restore=pinned.clear, py=Path("py"),
