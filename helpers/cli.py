@@ -190,6 +190,26 @@ def _cmd_drift_check(a: argparse.Namespace) -> int:
     return 1 if doc["findings"] else 0
 
 
+def _cmd_guard_eval(a: argparse.Namespace) -> int:
+    from helpers.agents.guard_eval import CachedRuntime, ObedientModel, format_table, load_guard_cases, measure
+    from helpers.registry import artefact_path
+    from helpers.runtimes import get_runtime
+
+    cases = load_guard_cases(smoke=a.smoke)
+    which = "SMOKE subset" if a.smoke else "full set"
+    shop = artefact_path("shop-db")
+    print(format_table(measure(cases, ObedientModel(), shop), f"obedient model (scripted), {which}"))
+    if a.runtime != "none":
+        rt = CachedRuntime(get_runtime(a.runtime))
+        try:
+            rows = measure(cases, rt, shop)
+        finally:
+            rt.close()
+        print()
+        print(format_table(rows, f"{rows[0]['outcomes'][0]['answered_by']} (temperature 0), {which}"))
+    return 0
+
+
 def _cmd_run_all(a: argparse.Namespace) -> int:
     import os
 
@@ -198,7 +218,9 @@ def _cmd_run_all(a: argparse.Namespace) -> int:
 
     check_runtime_name(os.environ.get("EDGEAI_RUNTIME", "auto"))  # fail before running anything
 
-    doc = run_all([Path(p) for p in a.notebooks] or None, smoke=a.smoke)
+    if a.jobs < 1:
+        raise ValueError(f"run-all: --jobs must be 1 or more, not {a.jobs}")
+    doc = run_all([Path(p) for p in a.notebooks] or None, smoke=a.smoke, jobs=a.jobs)
     for r in doc["notebooks"]:
         who = ", ".join(r["runtimes"]) or "-"
         print(f"{r['status']:<7}{r['seconds']:>8.1f} s  {r['notebook']}  answered by: {who}")
@@ -207,6 +229,21 @@ def _cmd_run_all(a: argparse.Namespace) -> int:
             print(f"  {r['error']}\n  failing cell:\n" + cell)
     print(f"{doc['passed']} passed, {doc['failed']} failed in {doc['seconds']} s; report: build/run-report.json")
     return 1 if doc["failed"] else 0
+
+
+def _cmd_check_outputs(a: argparse.Namespace) -> int:
+    from helpers.output_check import check_executed
+    from helpers.paths import BUILD, ROOT
+
+    try:
+        findings = check_executed(Path(a.executed) if a.executed else BUILD / "executed", ROOT)
+    except FileNotFoundError as exc:
+        print(exc)
+        return 2
+    for f in findings:
+        print(f)
+    print(f"{len(findings)} broken output(s)" if findings else "no broken outputs")
+    return 1 if findings else 0
 
 
 def _cmd_compare(a: argparse.Namespace) -> int:
@@ -360,6 +397,26 @@ def _cmd_check_deploy(a: argparse.Namespace) -> int:
     return cmd_check_deploy(a)
 
 
+def _cmd_lab(a: argparse.Namespace) -> int:
+    from helpers.lab import run_lab
+
+    return run_lab(port=a.port, open_browser=not a.no_browser)
+
+
+def _cmd_contents(a: argparse.Namespace) -> int:
+    from helpers.nbfiles import sync
+
+    stale = sync(write=not a.check, nav=not a.metadata_only)
+    for line in stale:
+        print(("stale: " if a.check else "updated: ") + line)
+    if a.check and stale:
+        print(f"{len(stale)} file(s) stale: run `python -m helpers contents` to regenerate them", file=sys.stderr)
+        return 1
+    print(f"{'checked' if a.check else 'generated'}: contents page, nav cells and kernel metadata"
+          + ("" if stale else " (all up to date)"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -376,9 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-v", "--verbose", action="store_true", help="print each check as it runs")
     c.set_defaults(func=_cmd_contract)
 
+    g = sub.add_parser("guard-eval", help="notebook 06's table: false refusals and attacks that worked, per "
+                       "guardrail layer and stacked, on data/eval/guardrails.jsonl")
+    g.add_argument("--smoke", action="store_true", help="12 harmless + 12 attacks instead of the full set")
+    g.add_argument("--runtime", default="embedded", help="the model's runtime (default embedded); 'none' measures "
+                   "only the obedient scripted proposer")
+    g.set_defaults(func=_cmd_guard_eval)
+
     r = sub.add_parser("run-all", help="execute every notebook and lab solution headless (papermill)")
     r.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")
     r.add_argument("--smoke", action="store_true", help="pass SMOKE=True to each notebook's parameters cell")
+    r.add_argument("--jobs", type=int, default=1,
+                   help="lanes run side by side, each a process running its notebooks one after the other; a lesson "
+                        "and its lab share a lane (default 1; timings printed by notebooks are noisier with 2)")
     r.set_defaults(func=_cmd_run_all)
 
     dr = sub.add_parser("drift-check", help="newest releases of the fast-moving dependencies in a separate venv: "
@@ -399,6 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--publish", default=None, metavar="DIR",
                     help="also write drift-DATE.md/.json into DIR (e.g. docs/drift, to commit)")
     dr.set_defaults(func=_cmd_drift_check)
+
+    co = sub.add_parser("check-outputs", help="executed notebooks: no chat markup in answers, no unacknowledged "
+                        "cut answers, no promise of a notebook that does not exist")
+    co.add_argument("--executed", help="folder of executed notebooks (default: build/executed)")
+    co.set_defaults(func=_cmd_check_outputs)
 
     t = sub.add_parser("train-model", help="train the workbook's SLM from scratch (CPU)")
     t.add_argument("--out", default="build/train", help="run folder (resumes from its checkpoint)")
@@ -551,6 +623,16 @@ def build_parser() -> argparse.ArgumentParser:
     cd = sub.add_parser("check-deploy", help="validate deploy/ compose files and Dockerfiles offline")
     cd.add_argument("paths", nargs="*", help="files to check (default: everything under deploy/)")
     cd.set_defaults(func=_cmd_check_deploy)
+
+    lb = sub.add_parser("lab", help="JupyterLab on 127.0.0.1 with a token, opened at the contents page")
+    lb.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
+    lb.add_argument("--no-browser", action="store_true", help="only print the address to open")
+    lb.set_defaults(func=_cmd_lab)
+    ct = sub.add_parser("contents", help="regenerate CONTENTS.ipynb, each notebook's prev/next cell and the kernel "
+                        "metadata JupyterLab writes")
+    ct.add_argument("--check", action="store_true", help="change nothing; list what is stale and exit 1 if any")
+    ct.add_argument("--metadata-only", action="store_true", help="only the kernel metadata and cell ids")
+    ct.set_defaults(func=_cmd_contents)
 
     from helpers.monitoring.alerts import RULE_TESTS, RULES
 

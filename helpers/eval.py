@@ -3,6 +3,7 @@
 A case passes when the predicted tool name equals the expected one and every argument listed in
 `expected.arguments` equals the predicted value after trimming and case-folding (numbers compared as
 numbers; arguments not listed are not compared). `expected: null` passes when no tool is called.
+When cases carry a `kind` (data/eval/realistic.jsonl), the table also has one row per kind.
 """
 
 from __future__ import annotations
@@ -49,6 +50,19 @@ def case_passes(expected: dict[str, Any] | None, predicted: dict[str, Any] | Non
     return all(k in pargs and values_equal(v, pargs[k]) for k, v in (expected.get("arguments") or {}).items())
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson's score interval for a proportion `successes / n` (95 % for z=1.96) (notebook 10).
+
+    The textbook standard error sqrt(p(1-p)/n) is 0 at p=0 or p=1, which would claim certainty from 8 cases;
+    Wilson's interval stays honest there (8/8 gives 0.68-1.00)."""
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n > 0, got {successes}/{n}")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) + z * z / (4 * n)) / n) ** 0.5 / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def load_cases(path: str | Path) -> list[dict[str, Any]]:
     """Read an eval file; raise a clear error naming the line that is not a valid case."""
     cases = []
@@ -66,24 +80,34 @@ def load_cases(path: str | Path) -> list[dict[str, Any]]:
 
 
 def summarize(cases: list[dict[str, Any]], predictions: list[dict[str, Any] | None]) -> dict[str, Any]:
-    """Per-tool pass counts and the overall exact match."""
+    """Per-tool pass counts, per-kind pass counts (when cases carry a `kind`) and the overall exact match."""
     per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    kinds: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     passed = 0
     for c, p in zip(cases, predictions):
         key = c["expected"]["name"] if c["expected"] else "(no tool)"
         ok = case_passes(c["expected"], p)
         per[key][0] += ok
         per[key][1] += 1
+        if c.get("kind"):
+            kinds[str(c["kind"])][0] += ok
+            kinds[str(c["kind"])][1] += 1
         passed += ok
-    return {"exact_match": passed / max(1, len(cases)), "n": len(cases),
-            "per_tool": {k: {"passed": v[0], "n": v[1]} for k, v in sorted(per.items())}}
+    out = {"exact_match": passed / max(1, len(cases)), "n": len(cases),
+           "per_tool": {k: {"passed": v[0], "n": v[1]} for k, v in sorted(per.items())}}
+    if kinds:
+        out["per_kind"] = {k: {"passed": v[0], "n": v[1]} for k, v in kinds.items()}  # in the file's order
+    return out
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """The per-tool table and the final `exact_match=0.XXX n=N` line."""
-    lines = [f"{'tool':<24}{'passed':>8}{'n':>6}{'rate':>8}"]
-    for name, s in summary["per_tool"].items():
-        lines.append(f"{name:<24}{s['passed']:>8}{s['n']:>6}{s['passed'] / s['n']:>8.3f}")
+    """The per-tool table, the per-kind table (when there is one) and the final `exact_match=0.XXX n=N` line."""
+    lines = []
+    for head, rows in (("tool", summary["per_tool"]), ("kind", summary.get("per_kind") or {})):
+        if rows:
+            lines.append(f"{head:<24}{'passed':>8}{'n':>6}{'rate':>8}")
+        for name, s in rows.items():
+            lines.append(f"{name:<24}{s['passed']:>8}{s['n']:>6}{s['passed'] / s['n']:>8.3f}")
     lines.append(f"exact_match={summary['exact_match']:.3f} n={summary['n']}")
     return "\n".join(lines)
 

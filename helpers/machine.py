@@ -42,3 +42,37 @@ def int8_reduce_range() -> bool:
     if not feats or "avx2" not in feats:  # not x86 (ARM has its own int8 dot products), or unknown
         return False
     return not (feats.get("avx512_vnni") or feats.get("avx_vnni"))
+
+
+def nvidia_gpus() -> tuple[list[dict], str | None]:
+    """Each NVIDIA GPU through NVML (package `nvidia-ml-py`, module `pynvml`), and why there are none.
+
+    One record per GPU: index, name, free/used/total bytes, utilisation % and temperature °C (None where the
+    device does not report them). Returns ([], reason) without the package or without a driver.
+    """
+    try:
+        import pynvml
+    except ImportError:
+        return [], "nvidia-ml-py is not installed (`pip install nvidia-ml-py`)"
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        return [], f"NVML could not start ({exc}): no NVIDIA GPU or driver here"
+    try:
+        out = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            name = pynvml.nvmlDeviceGetName(h)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+            gpu = {"index": i, "name": name.decode() if isinstance(name, bytes) else str(name),
+                   "free_bytes": int(mem.free), "used_bytes": int(mem.used), "total_bytes": int(mem.total),
+                   "utilization_percent": None, "temperature_c": None}
+            try:
+                gpu["utilization_percent"] = float(pynvml.nvmlDeviceGetUtilizationRates(h).gpu)
+                gpu["temperature_c"] = float(pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU))
+            except pynvml.NVMLError:  # some devices (MIG slices, some vGPUs) do not report these
+                pass
+            out.append(gpu)
+        return out, None
+    finally:
+        pynvml.nvmlShutdown()

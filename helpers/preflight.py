@@ -122,25 +122,9 @@ def memory_bandwidth(mib: int = 256, repeats: int = 5) -> float:
 
 def gpus() -> list[dict[str, Any]]:
     """Free and total memory of each NVIDIA GPU through NVML (`nvidia-ml-py`), or [] when there is none."""
-    try:
-        import pynvml
-    except ImportError:
-        return []
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError:
-        return []  # no driver: no NVIDIA GPU here
-    try:
-        out = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-            name = pynvml.nvmlDeviceGetName(h)
-            out.append({"index": i, "name": name.decode() if isinstance(name, bytes) else name,
-                        "free_bytes": int(mem.free), "total_bytes": int(mem.total)})
-        return out
-    finally:
-        pynvml.nvmlShutdown()
+    from helpers.machine import nvidia_gpus
+
+    return [{k: g[k] for k in ("index", "name", "free_bytes", "total_bytes")} for g in nvidia_gpus()[0]]
 
 
 @dataclass

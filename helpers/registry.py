@@ -42,6 +42,8 @@ ARTEFACTS: dict[str, str] = {
     "agent-dev-set": "eval/agent_dev.jsonl",
     "fresh-set": "eval/fresh.jsonl",
     "val-set": "eval/val.jsonl",
+    "realistic-set": "eval/realistic.jsonl",
+    "guardrail-set": "eval/guardrails.jsonl",
     "shop-db": "shop.sqlite",
     # the dialogue generator's word lists, templates and canned replies, and the phrase bank (helpers.data)
     "text-values": "text/synth_values.txt",

@@ -1,22 +1,74 @@
 """Headless runner: `python -m helpers run-all [--smoke]` executes every notebook and lab solution.
 
 Introduced in the README. Each notebook runs with papermill (SMOKE=True goes into its `parameters` cell),
-an executed copy lands in build/executed/, and build/run-report.json records per notebook the status,
+an executed copy lands in build/executed/ (signed as trusted, so JupyterLab renders its widgets; see
+helpers/nbfiles.py), and build/run-report.json records per notebook the status,
 the wall seconds and the runtime that answered (read from the `answered by: runtime/model` lines the
 notebooks print).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from helpers.nbfiles import finish_executed
 from helpers.paths import BUILD, ROOT
 
-ANSWERED = re.compile(r"answered by:? ([\w.-]+/[\w.:/-]+)")
+ANSWERED = re.compile(r"answered by:? ([\w.-]+/[\w.:/-]+(?:, [\w.-]+/[\w.:/-]+)*)")  # one, or a comma list
+# Notebooks that share one machine-wide resource run in one lane, one after the other, under `--jobs`:
+# Foundry Local keeps one app directory (build/foundry) for every process that uses it.
+SHARED_LANES = {"foundry": ("01", "12", "17", "18")}
+
+# The environment of a headless run's kernels: no progress bars in the saved outputs. transformers and the
+# ONNX Runtime GenAI builder draw theirs with huggingface_hub's tqdm, which reads HF_HUB_DISABLE_PROGRESS_BARS
+# when it is imported; TQDM_DISABLE turns off other plain tqdm bars (tqdm reads TQDM_* variables as defaults;
+# tqdm.notebook's widget bars ignore it, and they are widgets, not text, in a saved notebook).
+# A bar's carriage returns are kept in the executed copy as "Loading weights:   0%" lines: noise for a reader.
+KERNEL_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
+
+
+@contextlib.contextmanager
+def kernel_env(extra: dict[str, str] | None = None) -> Iterator[None]:
+    """Set KERNEL_ENV (and `extra`) in this process while papermill starts kernels, then restore it."""
+    values = {**KERNEL_ENV, **(extra or {})}
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def kernel_config():
+    """traitlets config for the kernel manager: encrypt the kernel's ZeroMQ sockets with CurveZMQ keys.
+
+    A kernel listens on loopback TCP ports; ipykernel 7 warns "Kernel is running over TCP without encryption"
+    unless the manager provisions CurveZMQ keys, which jupyter_client 8.8+ does with
+    `KernelManager.transport_encryption` ("auto": when the kernelspec declares `supported_encryption: curve`,
+    as ipykernel's does). Where pyzmq lacks Curve (libzmq without libsodium) or jupyter_client is older, the
+    kernel uses Unix-domain sockets instead (`transport = "ipc"`, POSIX only), which the warning also accepts;
+    elsewhere the default stays and so does the warning."""
+    import zmq
+    from jupyter_client import KernelManager
+    from traitlets.config import Config
+
+    c = Config()
+    if zmq.has("curve") and "transport_encryption" in KernelManager.class_trait_names():
+        c.KernelManager.transport_encryption = "auto"
+    elif os.name == "posix":
+        c.KernelManager.transport = "ipc"
+    return c
 
 
 def discover() -> list[Path]:
@@ -41,8 +93,9 @@ def runtimes_in(executed: Path) -> list[str]:
             if isinstance(text, list):
                 text = "".join(text)
             for m in ANSWERED.findall(text or ""):
-                if m not in found:
-                    found.append(m)
+                for who in m.split(", "):
+                    if who not in found:
+                        found.append(who)
     return found
 
 
@@ -66,8 +119,10 @@ def run_one(path: Path, smoke: bool, timeout: int = 1800) -> dict[str, Any]:
                            else str(path), "executed": str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out),
                            "smoke": bool(params)}
     try:
-        pm.execute_notebook(str(path), str(out), parameters=params, kernel_name="python3", cwd=str(path.parent),
-                            progress_bar=False, execution_timeout=timeout, log_output=False)
+        with kernel_env():
+            pm.execute_notebook(str(path), str(out), parameters=params, kernel_name="python3", cwd=str(path.parent),
+                                progress_bar=False, execution_timeout=timeout, log_output=False,
+                                config=kernel_config())
         row["status"] = "ok"
     except pm.PapermillExecutionError as exc:
         row["status"] = "failed"
@@ -77,13 +132,15 @@ def run_one(path: Path, smoke: bool, timeout: int = 1800) -> dict[str, Any]:
         row["status"] = "failed"
         row["error"] = f"{type(exc).__name__}: {exc}"
     row["seconds"] = round(time.perf_counter() - t0, 1)
+    if out.exists():  # the kernel metadata JupyterLab writes, and trusted: widgets render, nothing asks to save
+        row["trusted"] = finish_executed(out)
     row["runtimes"] = runtimes_in(out) if out.exists() else []
     return row
 
 
 def run_all(paths: list[Path] | None = None, smoke: bool = False, report: Path | None = None,
-            progress: bool = True) -> dict[str, Any]:
-    """Execute notebooks (all of them by default) and write the run report."""
+            progress: bool = True, jobs: int = 1) -> dict[str, Any]:
+    """Execute notebooks (all of them by default) and write the run report; `jobs` lanes run side by side."""
     from tqdm.auto import tqdm
 
     paths = [Path(p) for p in paths] if paths else discover()
@@ -92,15 +149,78 @@ def run_all(paths: list[Path] | None = None, smoke: bool = False, report: Path |
             raise FileNotFoundError(f"No notebook at {p}. Notebooks live in notebooks/ and labs/solutions/.")
     rows = []
     t0 = time.perf_counter()
-    bar = tqdm(paths, desc="run-all", unit="nb", disable=not progress)
-    for p in bar:
-        bar.set_postfix_str(p.name)
-        rows.append(run_one(p, smoke))
+    if jobs > 1 and len(paths) > 1:
+        rows = _run_lanes(lanes(paths, jobs, report or BUILD / "run-report.json"), smoke, progress)
+    else:
+        bar = tqdm(paths, desc="run-all", unit="nb", disable=not progress)
+        for p in bar:
+            bar.set_postfix_str(p.name)
+            rows.append(run_one(p, smoke))
     doc = {"smoke": smoke, "seconds": round(time.perf_counter() - t0, 1),
            "passed": sum(r["status"] == "ok" for r in rows), "failed": sum(r["status"] != "ok" for r in rows),
            "notebooks": rows}
     write_report(rows, smoke, report or BUILD / "run-report.json")
     return doc
+
+
+def group_key(path: Path) -> str:
+    """Which lane group a notebook belongs to: a lesson and its lab share their number, so they run in one
+    lane (a lab may reuse its lesson's files); the numbers of a `SHARED_LANES` entry share that entry."""
+    number = path.name.split("-", 1)[0]
+    return next((name for name, numbers in SHARED_LANES.items() if number in numbers), number)
+
+
+def lanes(paths: list[Path], jobs: int, report: Path | None = None) -> list[list[Path]]:
+    """Split `paths` into at most `jobs` lanes of groups (`group_key`), balanced by the seconds each notebook
+    took in the last report (1 s when unknown); the longest groups are placed first, each in the lane with the
+    least work so far, and every lane keeps the notebooks' own order."""
+    known: dict[str, float] = {}
+    if report is not None and report.exists():
+        try:
+            known = {r["notebook"]: float(r.get("seconds") or 1) for r in json.loads(report.read_text())["notebooks"]}
+        except (ValueError, KeyError, TypeError):
+            known = {}
+    order = {p: i for i, p in enumerate(paths)}
+    groups: dict[str, list[Path]] = {}
+    for p in paths:
+        groups.setdefault(group_key(p), []).append(p)
+
+    def cost(group: list[Path]) -> float:
+        return sum(known.get(str(p.resolve().relative_to(ROOT)) if p.resolve().is_relative_to(ROOT) else str(p), 1.0)
+                   for p in group)
+
+    work = [0.0] * max(1, min(jobs, len(groups)))
+    chosen: list[list[Path]] = [[] for _ in work]
+    for group in sorted(groups.values(), key=cost, reverse=True):
+        i = work.index(min(work))
+        chosen[i] += group
+        work[i] += cost(group)
+    return [sorted(lane, key=order.__getitem__) for lane in chosen if lane]
+
+
+def _run_lane(paths: list[Path], smoke: bool) -> list[dict[str, Any]]:
+    return [run_one(p, smoke) for p in paths]
+
+
+def _run_lanes(chosen: list[list[Path]], smoke: bool, progress: bool) -> list[dict[str, Any]]:
+    """Each lane in a process of its own; the rows come back in the notebooks' order."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    if progress:
+        for i, lane in enumerate(chosen, 1):
+            print(f"lane {i}: " + " ".join(p.name.split("-", 1)[0] + ("L" if "labs" in p.parts else "") for p in lane))
+    with ProcessPoolExecutor(len(chosen)) as pool:
+        results = list(pool.map(_run_lane, chosen, [smoke] * len(chosen)))
+    order = {str(p): i for i, p in enumerate(p for lane in chosen for p in lane)}
+    rows = [row for lane in results for row in lane]
+    flat = [p for lane in chosen for p in lane]
+    by_path = dict(zip(map(str, flat), rows))
+    return [by_path[k] for k in sorted(by_path, key=lambda k: _display_order(Path(k), order[k]))]
+
+
+def _display_order(path: Path, fallback: int) -> tuple[int, int]:
+    everything = {p.resolve(): i for i, p in enumerate(discover())}
+    return everything.get(path.resolve(), len(everything)), fallback
 
 
 def write_report(rows: list[dict[str, Any]], smoke: bool, report: Path) -> dict[str, Any]:

@@ -31,6 +31,21 @@ def test_summary_table_ends_with_the_exact_match_line():
     assert format_table(s).splitlines()[-1] == "exact_match=0.500 n=2"
 
 
+def test_cases_with_a_kind_get_one_row_per_kind_in_file_order():
+    hit = {"name": "lookup_order", "arguments": {"order_id": "48213"}}
+    cases = [{"kind": "spoken_time", "expected": hit}, {"kind": "no_request", "expected": None},
+             {"kind": "spoken_time", "expected": hit}]
+    s = summarize(cases, [hit, hit, {"name": "lookup_order", "arguments": {"order_id": "48231"}}])
+    assert s["per_kind"] == {"spoken_time": {"passed": 1, "n": 2}, "no_request": {"passed": 0, "n": 1}}
+    lines = format_table(s).splitlines()
+    at = lines.index(f"{'kind':<24}{'passed':>8}{'n':>6}{'rate':>8}")
+    assert lines[at + 1].split() == ["spoken_time", "1", "2", "0.500"]
+    assert lines[at + 2].split() == ["no_request", "0", "1", "0.000"]
+    assert lines[-1] == "exact_match=0.333 n=3"
+    assert "per_kind" not in summarize([{"expected": None}], [None])  # sets without kinds print as before
+    assert "kind" not in format_table(summarize([{"expected": None}], [None]))
+
+
 def test_bad_eval_files_get_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="data/eval/dev.jsonl"):
         load_cases(tmp_path / "nope.jsonl")

@@ -151,6 +151,43 @@ def test_validation_set_is_valid_and_outside_the_generator():
             validate_arguments(c["expected"]["name"], c["expected"]["arguments"])
 
 
+REALISTIC_KINDS = ("spoken_time", "long_message", "distractor_numbers", "indirect", "no_request", "refers_back",
+                   "who_is", "korean")
+
+
+def test_realistic_set_is_valid_held_out_and_has_every_kind_of_issue_21():
+    """data/eval/realistic.jsonl: requests written the way customers and IT staff write (issue 21), by a helper
+    shown only the tool contract: at least 20 cases per kind, valid calls, no request a generator form writes,
+    no weather city the generator knows (except a warehouse read back from an earlier tool result)."""
+    from helpers.paths import EVAL_DIR
+
+    cases = load_cases(EVAL_DIR / "realistic.jsonl")
+    kinds = [c.get("kind") for c in cases]
+    assert set(kinds) == set(REALISTIC_KINDS) and all(kinds.count(k) >= 20 for k in REALISTIC_KINDS)
+    assert len({c["id"] for c in cases}) == len(cases)
+    assert all(c["expected"] is None for c in cases if c["kind"] == "no_request")
+    assert all(any(m["role"] == "tool" for m in c["messages"]) for c in cases if c["kind"] == "refers_back")
+    assert all(40 <= len(c["messages"][-1]["content"].split()) <= 90 for c in cases if c["kind"] == "long_message")
+    assert all(re.search(r"[\uac00-\ud7a3]", c["messages"][-1]["content"]) for c in cases if c["kind"] == "korean")
+    phrasings = _training_phrasings()
+    known_cities = {c.casefold() for c in CITIES_TRAIN + CITIES_DEV}
+    for c in cases:
+        text = c["messages"][-1]["content"]
+        assert not any(p.fullmatch(text) for p in phrasings), f"{c['id']}: {text!r} is a form the generator writes"
+        if c["expected"]:
+            validate_arguments(c["expected"]["name"], c["expected"]["arguments"])
+            if c["expected"]["name"] == "get_weather":
+                city = c["expected"]["arguments"]["city"]
+                from_tool = any(m["role"] == "tool" and city in m["content"] for m in c["messages"])
+                assert from_tool or city.casefold() not in known_cities, f"{c['id']}: {city} occurs in training"
+
+
+def test_realistic_set_check_catches_a_generator_form():
+    """The check above can fail: a request the generator writes is caught."""
+    phrasings = _training_phrasings()
+    assert any(p.fullmatch("pull up their record: C-7719") for p in phrasings)
+
+
 def test_training_tickets_never_say_asap_unless_they_are_high_priority():
     g = DialogueGenerator(split="train", seed=7)
     said = [g.request("create_ticket") for _ in range(3000)]
@@ -161,7 +198,7 @@ def test_training_tickets_never_say_asap_unless_they_are_high_priority():
 def _held_out_texts() -> list[str]:
     from helpers.paths import EVAL_DIR
 
-    return [c["messages"][-1]["content"] for f in ("dev.jsonl", "fresh.jsonl", "val.jsonl")
+    return [c["messages"][-1]["content"] for f in ("dev.jsonl", "fresh.jsonl", "val.jsonl", "realistic.jsonl")
             for c in load_cases(EVAL_DIR / f)]
 
 
@@ -218,7 +255,7 @@ def test_phrase_bank_no_tool_texts_share_no_content_words_with_held_out_no_tool_
         w = [x for x in words(t) if x not in _FUNCTION_WORDS]
         return set(zip(w, w[1:]))
 
-    held = [c["messages"][-1]["content"] for f in ("dev.jsonl", "fresh.jsonl", "val.jsonl")
+    held = [c["messages"][-1]["content"] for f in ("dev.jsonl", "fresh.jsonl", "val.jsonl", "realistic.jsonl")
             for c in load_cases(EVAL_DIR / f) if c["expected"] is None]
     held += GREETINGS_DEV + THANKS_DEV + OUT_OF_DOMAIN_DEV
     held_pairs = set().union(*(pairs(h) for h in held))

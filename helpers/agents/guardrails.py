@@ -316,7 +316,9 @@ class InjectionDefence:
     tool result can inform the answer, it cannot start another action.
     """
 
-    PLACEHOLDER = "[withheld: text that looked like instructions]"
+    # One plain word: the workbook's model copies a result's fields into its answer, and a long bracketed
+    # placeholder it never saw in training came out garbled ("(ri°C- f (Lyon )"); "withheld" comes out whole.
+    PLACEHOLDER = "withheld"
 
     def __init__(self, patterns: tuple[str, ...] = INSTRUCTION_PATTERNS) -> None:
         self.patterns = tuple(re.compile(p) for p in patterns)

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator
 
 from helpers.agents.toolbox import ToolBox, ToolExecutionError, result_text
 from helpers.domain.tools import ToolArgumentError
+from helpers.domain.chat_format import markup_in
 
 MAX_INPUT_CHARS = 4000  # the workbook model reads 2048 tokens; longer messages cannot fit with tools and history
 TOOL_TIMEOUT_S = 30.0
@@ -320,6 +321,10 @@ class Agent:
                         error = {"type": "copied_error_text", "message": f"{c.name} was called with text copied "
                                  f"from an error message ({copied[:60]!r}); error text is data, not an argument"}
                         break
+            if not error and not calls and markup_in(res.content or ""):
+                marker = markup_in(res.content or "").strip("<>/|")  # a call that did not parse: never an answer
+                error = {"type": "markup_in_answer", "message": f"the reply holds the chat marker {marker} outside "
+                         "a valid tool call", "raw": res.content}
             if error:
                 failures += 1
                 feedback = {"error": f"invalid tool call ({error.get('type', 'error')}): {error.get('message', '')}",

@@ -29,14 +29,52 @@ _TELEMETRY: Any = None
 
 def chat_client(runtime: Any, api_key: str | None = None) -> Any:
     """An `OpenAIChatCompletionClient` for `runtime`'s OpenAI-compatible URL (notebook 07); the key is the
-    runtime's own (EDGE_SLM_API_KEY for the workbook's server) unless given."""
+    runtime's own (EDGE_SLM_API_KEY for the workbook's server) unless given. Its chat middleware
+    `reply_check()` keeps the model's raw tool-call markup out of the framework's answers."""
     api_key = api_key or getattr(runtime, "api_key", None) or "local"
     base_url = getattr(runtime, "base_url", None)
     if not base_url:
         raise ValueError(f"{runtime!r} has no base_url: use a server runtime, e.g. get_runtime('llamacpp').")
     from agent_framework.openai import OpenAIChatCompletionClient
 
-    return OpenAIChatCompletionClient(model=runtime.model, api_key=api_key, base_url=base_url)
+    return OpenAIChatCompletionClient(model=runtime.model, api_key=api_key, base_url=base_url,
+                                      middleware=[reply_check()])
+
+
+def unusable_reply(text: str) -> str | None:
+    """Why a model's text cannot be an answer (chat markup in it: a tool call that did not parse, a next turn
+    begun), or None. An OpenAI-compatible server passes a call it could not parse on as text (the workbook's
+    server, llama-server and vLLM alike), and the framework would show it to the user as the answer."""
+    from helpers.domain.chat_format import MARKERS, markup_in, parse_reply
+
+    marker = markup_in(text or "")
+    if marker is None:
+        return None
+    err = parse_reply(text).error
+    why = f"{err['type']}: {err['message']}" if err else f"the chat marker {marker} in its text"
+    for m in MARKERS:  # name the markers without writing them: this text is shown as the answer
+        why = why.replace(m, m.strip("<>/|"))
+    return (f"no answer: the model wrote a tool call or chat markup the server could not turn into a call ({why}); "
+            "nothing ran. Ask again, more simply, or with the exact id.")
+
+
+def reply_check() -> Callable[..., Any]:
+    """A framework chat middleware: a model reply whose text holds chat markup (`unusable_reply`) becomes a
+    clear error text in its place, never the answer. Non-streamed replies only (the framework's `run`)."""
+    from agent_framework import Content, chat_middleware
+
+    @chat_middleware
+    async def checked_reply(context: Any, call_next: Callable[[], Any]) -> None:
+        await call_next()
+        result = context.result
+        if context.stream or result is None or not hasattr(result, "messages"):
+            return
+        for m in result.messages:
+            for i, c in enumerate(list(m.contents)):
+                if c.type == "text" and (why := unusable_reply(c.text or "")):
+                    m.contents[i] = Content.from_text(why)
+
+    return checked_reply
 
 
 def runtime_chat_client(runtime: Any, **kwargs: Any) -> Any:
@@ -183,5 +221,6 @@ def answered_by(response: Any, runtime: Any) -> str:
     return f"{getattr(runtime, 'name', 'server')}/{model or runtime.model}"
 
 
-__all__ = ["answered_by", "chat_client", "guard_middleware", "in_memory_telemetry", "runtime_chat_client",
+__all__ = ["answered_by", "chat_client", "reply_check", "unusable_reply", "guard_middleware", "in_memory_telemetry",
+           "runtime_chat_client",
            "shop_functions", "span_table"]

@@ -121,6 +121,18 @@ def render(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
     return "".join(s for s, _ in render_segments(messages, tools, add_generation_prompt))
 
 
+MARKERS: tuple[str, ...] = (CALL_START, CALL_END, EOS, SYSTEM, USER, ASSISTANT, TOOL, TOOLS)
+
+
+def markup_in(text: str) -> str | None:
+    """The first chat marker (`<tool_call>`, `<|end|>`, `<|user|>` ...) in `text`, or None.
+
+    A reply shown to a user must hold none: a call that did not parse, or a model writing the next turn, is
+    an error to handle (the agent loop of notebook 03 feeds it back), never an answer."""
+    found = [(text.find(m), m) for m in MARKERS if m in text]
+    return min(found)[1] if found else None
+
+
 @dataclass
 class ParsedReply:
     """A model reply split into text and tool calls, with a structured error if the call text is malformed."""
@@ -185,4 +197,5 @@ def parse_reply(text: str, known_tools: tuple[str, ...] | list[str] = TOOL_NAMES
 
 __all__ = ["BOS", "EOS", "SYSTEM", "USER", "ASSISTANT", "TOOL", "TOOLS", "CALL_START", "CALL_END",
            "FOUNDRY_PROTOCOL_PREFIX", "FOUNDRY_MARKER", "MESSAGE_FRAME", "USER_SYMBOLS", "CHAT_TEMPLATE", "dump_json",
-           "compact_json_text", "format_tool_calls", "render_segments", "render", "ParsedReply", "parse_reply"]
+           "compact_json_text", "format_tool_calls", "render_segments", "render", "ParsedReply", "parse_reply",
+           "MARKERS", "markup_in"]

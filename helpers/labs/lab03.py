@@ -125,6 +125,7 @@ class CountingRuntime:
         self.runtime = runtime
         self.requests: list[list[dict[str, Any]]] = []
         self.answered_by: list[str] = []  # `answered_by` of each reply the real runtime returned
+        self.replies: list[Any] = []  # the replies themselves (text and tool calls)
         self.name = runtime.name
 
     @property
@@ -135,7 +136,18 @@ class CountingRuntime:
         self.requests.append(json.loads(json.dumps(messages, default=str)))
         res = self.runtime.chat(messages, tools, **kw)
         self.answered_by.append(res.answered_by)
+        self.replies.append(res)
         return res
+
+
+_READ_ONLY = ("lookup_order", "lookup_customer", "check_inventory", "run_diagnostics")  # tools the check may run again
+
+
+def _run_tool(box: Any, name: str, args: dict[str, Any]) -> Any:
+    try:
+        return box.call(name, args)
+    except Exception as exc:  # the loop records {'error': ...} for a call that fails
+        return {"error": str(exc)}
 
 
 def check_loop(agent_loop: Callable[..., dict[str, Any]], runtime: Any, n: int = 4) -> None:
@@ -163,6 +175,26 @@ def check_loop(agent_loop: Callable[..., dict[str, Any]], runtime: Any, n: int =
             seen.extend(rt.answered_by)
             assert out["steps"] == len(rt.requests) <= 3, \
                 f"'steps' should count the model calls ({len(rt.requests)} made) and never exceed max_steps=3"
+            asked = [call.name for r in rt.replies for call in r.tool_calls]
+            ran = [call[0] for call in out["calls"]]
+            assert ran == asked, (f"'calls' lists {ran}, but the model asked for {asked}: run every tool call of "
+                                  "every reply, in order, with the model's own arguments, and record (name, "
+                                  "arguments, result)")
+            for name, args, result in out["calls"]:
+                want = _run_tool(box, name, args) if name in _READ_ONLY else None
+                if isinstance(want, dict) and "error" in want:
+                    assert isinstance(result, dict) and "error" in result, (
+                        f"{name}({args}) fails on the shop ({want['error'][:60]}), your loop recorded {result}: "
+                        "catch the error and record {'error': str(exc)}")
+                elif want is not None:
+                    assert result == want, (f"{name}({args}) gives {want} on the shop, your loop recorded {result}: "
+                                            "record the tool's real result, box.call(name, arguments)")
+            if out["answer"] is not None:
+                last = rt.replies[-1] if rt.replies else None
+                assert last is not None and not last.tool_calls and \
+                    str(out["answer"]).strip() == (last.content or "").strip(), (
+                    f"'answer' {str(out['answer'])[:60]!r} is not the text of the model's last reply "
+                    f"({(last.content if last else '')[:60]!r}): the answer is the reply that calls no tool")
             if out["calls"]:
                 second = rt.requests[1] if len(rt.requests) > 1 else []
                 assert any(m.get("role") == "tool" for m in second), \

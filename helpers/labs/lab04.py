@@ -71,19 +71,28 @@ def check_rule(rule: Callable[[list[str]], bool], trials: int = 300, seed: int =
     return soft_rates
 
 
-def check_run(handled: list[Any], fn: Callable[[list[Any], Any], float], prices: Any) -> None:
-    """Lab 04, task 4: on the measured run, your cost function agrees with `summarize`, and every request
-    either stayed on its first tier or escalated for a reason."""
+def check_run(handled: list[Any], fn: Callable[[list[Any], Any], float], prices: Any,
+              rule: Callable[[list[str]], bool] | None = None) -> None:
+    """Lab 04, task 4: on the measured run, your cost function agrees with `summarize`, and every request escalated
+    exactly when your rule says so for its signals (and then ran on the escalation tier)."""
     from helpers.agents.router import summarize
 
     assert handled, "run the workload first: `handled` is empty"
+    assert rule is not None, "pass your escalation rule too: check_run(handled, cost, prices, rule)"
     want = summarize(handled, prices)["cost_usd"]
     got = sum(fn(h.calls, prices) for h in handled)
     assert abs(got - want) <= 1e-12 + 1e-9 * abs(want), f"your cost ${got:.9f} differs from summarize's ${want:.9f}"
     for h in handled:
         assert not h.escalated or h.signals, f"{h.text!r} escalated without a signal: check your rule"
-        assert all(c.prompt_tokens >= 0 and c.completion_tokens >= 0 for c in h.calls)
-    _ok(f"{len(handled)} requests: cost ${got:.6f} agrees with summarize; every escalation had a signal")
+        assert h.escalated == bool(rule(list(h.signals))), (
+            f"{h.text!r} {'escalated' if h.escalated else 'stayed local'} with signals {h.signals}, but your rule "
+            f"says {bool(rule(list(h.signals)))}: run the workload with MyPolicy (your rule) in the HybridRouter")
+        assert h.escalated == any(c.stage == "escalated" for c in h.calls), (
+            f"{h.text!r}: escalated={h.escalated} but its calls are {[c.stage for c in h.calls]}")
+        assert all(c.prompt_tokens >= 0 and c.completion_tokens >= 0 for c in h.calls), \
+            f"{h.text!r}: a call with negative token counts"
+    _ok(f"{len(handled)} requests: cost ${got:.6f} agrees with summarize; each escalated exactly when your rule "
+        "said so")
 
 
 __all__ = ["check_mapping", "check_cost", "check_rule", "check_run"]

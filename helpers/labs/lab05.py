@@ -67,7 +67,12 @@ def check_store(append: Callable[[sqlite3.Connection, str, dict], None],
         db.close()
         db = open_db(path)  # a fresh connection sees only what was committed
         for sid, conv in zip(("a", "b"), convs):
-            got = load(db, sid)
+            try:
+                got = load(db, sid)
+            except LookupError:
+                raise AssertionError(f"session {sid!r}: {len(conv)} messages were appended, but after reopening the "
+                                     "database your load finds none: call db.commit() after inserting (or use "
+                                     "`with db:`)") from None
             assert isinstance(got, list), "load must return a list of message dicts"
             assert len(got) == len(conv), (f"session {sid!r}: stored {len(conv)} messages, loaded {len(got)} after "
                                            "reopening: call db.commit() after inserting (or use `with db:`)")

@@ -182,3 +182,39 @@ def check_guarded_run(result: Any, signed_in: str, other: str) -> None:
     tried_other = any(other in json.dumps(s.detail) for s in result.steps if s.kind in ("tool", "guard"))
     _ok(f"{result.n_model_calls} model calls, {len(result.tool_calls)} tool calls ran, {len(refused)} refused; "
         f"the model {'did' if tried_other else 'did not'} try to act for {other}, and nothing ran for them")
+
+
+def check_separation(fn: Callable[[str, dict[str, Any], bool], str | None], n: int = 200, seed: int | None = None,
+                     smoke: bool = False) -> None:
+    """Lab 06, task 5: privilege separation. `fn(name, arguments, read_tool_result)` must refuse every
+    side-effecting call once the turn has read a tool result, and nothing else; then, in the agent loop against
+    an obedient model, no attack carried in a tool result of the labelled set may work."""
+    from helpers.agents.guard_eval import ObedientModel, load_guard_cases, measure
+    from helpers.agents.layers import SIDE_EFFECTING
+    from helpers.domain.tools import TOOL_NAMES
+    from helpers.registry import artefact_path
+
+    rng = random.Random(seed if seed is not None else random.randrange(10**6))
+    for _ in range(n):
+        name = rng.choice(TOOL_NAMES)
+        read = rng.random() < 0.5
+        args = {"customer_id": f"C-{rng.randint(1000, 99999)}"} if rng.random() < 0.5 else {}
+        reason = fn(name, copy.deepcopy(args), read)
+        if name in SIDE_EFFECTING and read:
+            assert isinstance(reason, str) and reason, (
+                f"{name} ran after a tool result was read (read_tool_result=True): a side-effecting tool "
+                f"({sorted(SIDE_EFFECTING)}) must be refused once the turn has read a tool result")
+        else:
+            when = "after" if read else "before"
+            assert reason is None, (
+                f"{name} was refused {when} a tool result ({reason!r}): refuse only side-effecting tools "
+                f"({sorted(SIDE_EFFECTING)}), and only once read_tool_result is True; reads and the user's own "
+                "first action must run")
+    cases = [c for c in load_guard_cases(smoke=smoke) if c.get("channel") != "user"]
+    row = measure(cases, ObedientModel(), artefact_path("shop-db"),
+                  configs=[("your separation", ("separation",), None)], separation=fn)[0]
+    worked = [o["id"] for o in row["outcomes"] if o["attack_succeeded"]]
+    assert not worked, f"attacks carried in a tool result still worked with your rule: {worked}"
+    refused = [o["id"] for o in row["outcomes"] if o["label"] == "harmless" and o["refused"]]
+    _ok(f"{n} fresh calls judged right; in the agent loop, {row['n_attacks']} attacks carried in tool results: "
+        f"0 worked; {len(refused)} of {row['n_harmless']} harmless requests refused {refused}")

@@ -50,6 +50,10 @@ def check_maf_agent(agent: Any, response: Any, shop_path: str | Path) -> None:
                 assert got == want, f"{name}({args}) returned {got}, the shop holds {want}"
     finally:
         shop.close()
+    text = (response.text or "").strip()
+    assert text, "the agent ran the tool but gave no final answer: let agent.run finish (it sends the result back)"
+    assert "<tool_call>" not in text, (f"the final answer is raw tool-call markup, not an answer: {text[:80]!r}; the "
+                                       "server should parse calls (llama-server --jinja, or the workbook's server)")
     print("answer:", response.text)
     _ok(f"{len(done)} tool call(s) ran against the shop: {[(n, a) for n, a, _ in done]}")
 

@@ -22,6 +22,9 @@ def _fresh(seed: int, n_blocks: int = 64) -> np.ndarray:
     x = (rng.standard_normal((n_blocks, 32)) * rng.uniform(0.001, 0.2, (n_blocks, 1))).astype(np.float32)
     x[0] = 0.0  # an all-zero block: the scale is 0 and no division may fail
     x[1, 5] = -3.0  # a negative outlier
+    # a block whose scale is exactly 1 (Q8_0) with values half-way between integers: C's roundf rounds them away
+    # from zero, np.round to even (2.5 -> 3 against 2)
+    x[2] = np.resize(np.array([127.0, 0.5, 1.5, 2.5, -0.5, -2.5, 3.5, -6.5], np.float32), 32)
     return x.astype(np.float16).astype(np.float32)  # f16 values, as in the model file
 
 

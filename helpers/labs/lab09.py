@@ -88,18 +88,32 @@ def check_recommend(fn: Callable[[list[dict[str, Any]], float, float], str], see
     _ok(f"recommendations match on {picked} fresh tables and ValueError raised on the {failed} where nothing fits")
 
 
+def gguf_file_type(path: str | Path) -> str:
+    """The type a GGUF file was quantized to, from its `general.file_type` metadata (e.g. 'Q4_K_S')."""
+    import gguf
+
+    from helpers.quant.gguf_file import metadata
+
+    value = metadata(path).get("general.file_type")
+    if value is None:
+        raise AssertionError(f"{Path(path).name} has no general.file_type: write it with llama.cpp's quantizer")
+    return gguf.LlamaFileType(int(value)).name.removeprefix("MOSTLY_")
+
+
 def check_measured_row(row: dict[str, Any], base_logits: np.ndarray, quant_logits: np.ndarray,
-                       targets: np.ndarray, f16_path: str | Path) -> None:
-    """Lab 09, task 3: a measured row is consistent with its file, its logits and the reference metrics."""
+                       targets: np.ndarray, f16_path: str | Path, cases: list[dict[str, Any]] | None = None,
+                       em: dict[str, Any] | None = None, recheck: int = 3) -> None:
+    """Lab 09, task 3: a measured row is consistent with its file (type read from the GGUF metadata, size), its
+    logits (KLD, top-1, perplexity recomputed) and its exact match (the result of `qm.tool_exact_match` on `cases`,
+    `recheck` of its cases run again on the file)."""
     for key in ("type", "path", "size_mb", "ratio_vs_f16", "ppl", "kld", "top1", "exact_match"):
         assert key in row, f"the row needs a {key!r} entry"
     path = Path(row["path"])
     assert path.exists(), f"{path} does not exist: quantize into it first"
-    from helpers.quant.gguf_file import type_counts
-
-    counts = type_counts(path)
-    base_type = row["type"].upper()[:4]  # Q4_K_S -> Q4_K tensors, Q4_0 -> Q4_0
-    assert base_type in counts, f"{path.name} holds {counts}, no {base_type} tensor: is it the {row['type']} file?"
+    file_type = gguf_file_type(path)
+    assert file_type == str(row["type"]).upper(), (
+        f"{path.name} was quantized to {file_type} (its general.file_type), but the row says {row['type']}: "
+        f"quantize F16 to {row['type']} into qm.quant_path({row['type']!r}, LAB) and measure that file")
     size_mb = path.stat().st_size / 1e6
     assert math.isclose(row["size_mb"], size_mb, rel_tol=1e-3), \
         f"size_mb {row['size_mb']} but the file is {size_mb:.3f} MB (bytes / 1e6)"
@@ -114,6 +128,31 @@ def check_measured_row(row: dict[str, Any], base_logits: np.ndarray, quant_logit
     assert math.isclose(row["top1"], top1, abs_tol=1e-9), f"top1 {row['top1']}, expected {top1:.4f}"
     ppl = measure.perplexity(quant_logits, targets)
     assert math.isclose(row["ppl"], ppl, rel_tol=1e-4), f"ppl {row['ppl']}, expected {ppl:.4f} (of the quantized model)"
-    assert 0.0 <= row["exact_match"] <= 1.0, "exact_match is a share between 0 and 1"
-    _ok(f"{row['type']}: {row['size_mb']:.2f} MB ({ratio:.2f}x smaller than f16), KLD {kld:.4f}, top-1 {top1:.3f}, "
-        f"perplexity {ppl:.2f}, exact match {row['exact_match']:.3f}: consistent with the file and the logits")
+    assert cases and isinstance(em, dict), (
+        "pass the eval cases and the result of qm.tool_exact_match(path, cases, threads=THREADS) (`em`): "
+        "check_measured_row(row, base_logits, quant_logits, targets, F16, cases, em)")
+    for key in ("exact_match", "n", "answered_by", "passed"):
+        assert key in em, f"`em` lacks {key!r}: pass the dict qm.tool_exact_match returned, unedited"
+    assert em["n"] == len(cases) == len(em["passed"]), (
+        f"`em` scored {em['n']} cases, `cases` holds {len(cases)}: run qm.tool_exact_match on the same cases")
+    share = sum(map(bool, em["passed"])) / len(cases)
+    assert math.isclose(em["exact_match"], share, abs_tol=1e-9), \
+        f"`em` says exact match {em['exact_match']}, but {sum(map(bool, em['passed']))}/{len(cases)} cases passed"
+    assert em["answered_by"] == f"embedded/{path.stem}", (
+        f"the exact match was measured on {em['answered_by']}, not on {path.name}: pass the quantized file's path to "
+        "qm.tool_exact_match")
+    assert math.isclose(row["exact_match"], em["exact_match"], abs_tol=1e-9), (
+        f"exact_match {row['exact_match']}, but the measurement `em` says {em['exact_match']}: put "
+        "em['exact_match'] in the row")
+    if recheck:
+        passed = [bool(p) for p in em["passed"]]
+        picks = sorted({0, *([passed.index(True)] if True in passed else []),
+                        *([passed.index(False)] if False in passed else [])})[:recheck]
+        again = measure.tool_exact_match(path, [cases[i] for i in picks])["passed"]
+        for i, ok in zip(picks, again):
+            assert bool(ok) == passed[i], (
+                f"case {i} {'passes' if ok else 'fails'} when run again on {path.name}, but `em` says it "
+                f"{'passed' if passed[i] else 'failed'}: measure the exact match of this file, on these cases")
+    _ok(f"{row['type']} (the file's own type): {row['size_mb']:.2f} MB ({ratio:.2f}x smaller than f16), KLD "
+        f"{kld:.4f}, top-1 {top1:.3f}, perplexity {ppl:.2f}, exact match {row['exact_match']:.3f} on {len(cases)} "
+        "cases: consistent with the file, the logits and the measurement")

@@ -84,7 +84,11 @@ def check_throughput(fn: Callable[[str], dict[str, float]], seed: int = 1111) ->
     zero, _ = _fresh_metrics(rng)
     zero = "\n".join(ln if not ln.startswith("llamacpp:tokens_predicted_seconds_total ") else
                      "llamacpp:tokens_predicted_seconds_total 0" for ln in zero.splitlines()) + "\n"
-    got = fn(zero)["gen_tps"]
+    try:
+        got = fn(zero)["gen_tps"]
+    except ZeroDivisionError:
+        raise AssertionError("before any generation llamacpp:tokens_predicted_seconds_total is 0 and your function "
+                             "divided by it: return 0 (or NaN) when the seconds counter is 0") from None
     assert got == 0 or math.isnan(got), (f"before any generation the seconds counter is 0: return 0 or NaN, not "
                                          f"{got} (and never divide by zero)")
     _ok("throughput read correctly from 25 fresh scrapes, and no division by zero before the first request")

@@ -64,6 +64,9 @@ def check_percentile(fn: Callable[[list[float], float], float], seed: int = 1819
         with_nan = fn([], 50)
     except ValueError:
         pass
+    except Exception as exc:  # IndexError, ZeroDivisionError ...: a crash, not an answer
+        raise AssertionError(f"with no values your function raised {type(exc).__name__}: {exc}; return NaN or raise "
+                             "ValueError with a message (a percentile of nothing is not 0)") from None
     else:
         assert isinstance(with_nan, float) and math.isnan(with_nan), \
             "with no values, return NaN or raise ValueError (a percentile of nothing is not 0)"

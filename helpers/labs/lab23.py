@@ -49,8 +49,9 @@ def check_hpa(manifest: dict[str, Any], deployment: str, k8s_version: str = "1.3
     metrics = spec.get("metrics") or []
     assert metrics, "give a metric: without one the HPA falls back to CPU"
     for m in metrics:
-        assert m["type"] != "Resource", ("CPU or memory is the wrong signal for a model server: it sits near 100 % "
-                                         "while batching whether it keeps up or not; scale on the queue")
+        assert m["type"] not in ("Resource", "ContainerResource"), (
+            "CPU or memory is the wrong signal for a model server: it sits near 100 % while batching whether it keeps "
+            "up or not; scale on the queue")
         name = m[m["type"][0].lower() + m["type"][1:]]["metric"]["name"]
         assert "waiting" in name or "queue" in name, f"{name!r}: scale on the number of requests waiting"
     _ok(f"valid autoscaling/v2 HPA for {deployment!r}, scaling on {name}")

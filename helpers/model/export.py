@@ -55,6 +55,60 @@ def llama_cpp_sdist(cache: Path | None = None) -> Path:
     return sdist
 
 
+def llama_cpp_vocab(name: str, fetch: bool = False) -> Path:
+    """A general model family's tokenizer as a vocab-only GGUF (`ggml-vocab-<name>.gguf`: "qwen2", "phi-3",
+    "llama-bpe", ...) from llama.cpp's test models in the llama-cpp-python sdist, unpacked once under
+    build/cache/vocab (notebook 03 counts tokens with it). Load it with `llama_cpp.Llama(path, vocab_only=True)`.
+
+    The sdist is already in build/cache where `python -m helpers build-llama-server` ran; `fetch=True` lets pip
+    download it (76 MB) otherwise."""
+    dest = BUILD / "cache" / "vocab" / f"ggml-vocab-{name}.gguf"
+    if dest.exists():
+        return dest
+    sdist = BUILD / "cache" / f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"
+    if not sdist.exists() and not fetch:
+        raise FileNotFoundError(f"No llama-cpp-python sdist at {sdist}: run `python -m helpers build-llama-server` "
+                                "(it fetches the sdist), or call llama_cpp_vocab(name, fetch=True).")
+    sdist = llama_cpp_sdist()
+    member = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp/models/ggml-vocab-{name}.gguf"
+    with tarfile.open(sdist) as tar:
+        try:
+            src = tar.extractfile(member)
+        except KeyError:
+            names = sorted(m.name.rsplit("ggml-vocab-", 1)[1][:-5] for m in tar.getmembers()
+                           if "/models/ggml-vocab-" in m.name and m.name.endswith(".gguf"))
+            raise KeyError(f"No vocabulary {name!r} in llama.cpp's models; there are {names}.") from None
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(".tmp")
+        tmp.write_bytes(src.read())
+        os.replace(tmp, dest)
+    return dest
+
+
+def vocab_tokenizer(name: str, fetch: bool = False) -> Callable[[str], list[int]]:
+    """A function text -> token ids with a general model family's tokenizer (`llama_cpp_vocab`), for counting
+    what a prompt costs that model (notebook 03). llama.cpp's note that a vocab-only file has no training
+    context goes to /dev/null, not to the notebook."""
+    path = llama_cpp_vocab(name, fetch=fetch)
+    from llama_cpp import Llama
+
+    import contextlib
+    import io
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)  # C code writes to fd 2; llama-cpp-python's log callback writes to sys.stderr (a
+    try:                  # notebook's stream, not fd 2): both are silenced while the file loads
+        with contextlib.redirect_stderr(io.StringIO()):
+            vocab = Llama(str(path), vocab_only=True, verbose=False)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return lambda text: vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+
 def converter_dir(cache: Path | None = None) -> Path:
     """The folder holding `convert_hf_to_gguf.py` and `gguf-py`, unpacked from the llama-cpp-python sdist."""
     dest = BUILD / "converter"

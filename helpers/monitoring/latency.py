@@ -153,25 +153,13 @@ def gpu_snapshot() -> dict[str, Any]:
     {"available": True, "gpus": [{index, name, memory_used_mb, memory_total_mb, utilization_percent,
     temperature_c}]}. Run it on a GPU machine to see the other branch.
     """
-    try:
-        import pynvml
-    except ImportError:
-        return {"available": False, "reason": "nvidia-ml-py is not installed (`pip install nvidia-ml-py`)"}
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as exc:
-        return {"available": False, "reason": f"NVML could not start ({exc}): no NVIDIA GPU or driver here"}
-    try:
-        gpus = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = pynvml.nvmlDeviceGetName(h)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-            util = pynvml.nvmlDeviceGetUtilizationRates(h)
-            temp = pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU)
-            gpus.append({"index": i, "name": name.decode() if isinstance(name, bytes) else str(name),
-                         "memory_used_mb": mem.used / 1e6, "memory_total_mb": mem.total / 1e6,
-                         "utilization_percent": float(util.gpu), "temperature_c": float(temp)})
-        return {"available": True, "gpus": gpus}
-    finally:
-        pynvml.nvmlShutdown()
+    from helpers.machine import nvidia_gpus
+
+    found, reason = nvidia_gpus()
+    if reason:
+        return {"available": False, "reason": reason}
+    return {"available": True, "gpus": [{"index": g["index"], "name": g["name"],
+                                         "memory_used_mb": g["used_bytes"] / 1e6,
+                                         "memory_total_mb": g["total_bytes"] / 1e6,
+                                         "utilization_percent": g["utilization_percent"],
+                                         "temperature_c": g["temperature_c"]} for g in found]}

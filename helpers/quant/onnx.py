@@ -12,6 +12,7 @@ The math on those logits (perplexity, KL divergence, top-1 agreement) is `helper
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -40,12 +41,22 @@ def model_bytes(folder: str | Path) -> int:
 build_genai = hf_to_onnx_genai
 
 
+class _DropPreprocessAdvice(logging.Filter):
+    """Drops onnxruntime.quantization's "Please consider to run pre-processing" warning (root logger)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
 def quantize_int8(src_dir: str | Path, dst_dir: str | Path, per_channel: bool = False,
-                  reduce_range: bool | None = None) -> Path:
+                  reduce_range: bool | None = None, op_types: list[str] | None = None) -> Path:
     """Copy an ORT GenAI folder with its MatMul/Gather weights quantized to int8 (ORT dynamic) (notebook 10).
 
     `reduce_range=None` decides for this CPU: 7-bit weights where ONNX Runtime's int8 kernel would saturate
-    (x86 without VNNI; see `helpers.machine.int8_reduce_range`)."""
+    (x86 without VNNI; see `helpers.machine.int8_reduce_range`). `op_types` limits the quantized operators
+    (e.g. ["MatMul"] keeps the embedding's Gather in float32). ONNX Runtime's advice to run its pre-processing
+    (shape inference and graph fusions, for image models) is not logged: the builder's graph is already fused,
+    and notebook 10 explains the message where `quantize_dynamic` prints it."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from helpers.machine import int8_reduce_range
@@ -61,8 +72,15 @@ def quantize_int8(src_dir: str | Path, dst_dir: str | Path, per_channel: bool = 
     for p in src.iterdir():  # config, tokenizer, chat template: everything but the model's own files
         if p.is_file() and not p.name.startswith(name):
             shutil.copy2(p, tmp / p.name)
-    quantize_dynamic(str(src / name), str(tmp / name), weight_type=QuantType.QInt8, per_channel=per_channel,
-                     reduce_range=int8_reduce_range() if reduce_range is None else reduce_range)
+    root = logging.getLogger()
+    advice = _DropPreprocessAdvice()
+    root.addFilter(advice)
+    try:
+        quantize_dynamic(str(src / name), str(tmp / name), weight_type=QuantType.QInt8, per_channel=per_channel,
+                         reduce_range=int8_reduce_range() if reduce_range is None else reduce_range,
+                         op_types_to_quantize=op_types)
+    finally:
+        root.removeFilter(advice)
     shutil.rmtree(dst, ignore_errors=True)
     os.replace(tmp, dst)
     return dst

@@ -7,8 +7,8 @@ names map the same way (`gen_ai.request.model` -> label `gen_ai_request_model`).
 have no released GenAI name; they carry the workbook's prefix `edge_slm_`, as vLLM's carry `vllm:`.
 
 Every server the workbook starts (its own llama.cpp server, the ONNX Runtime GenAI service, the gateway)
-records requests through one `ServerMetrics` and serves `exposition()` at `/metrics`. The monitoring track
-reads these names; `tests/test_metrics.py` pins them.
+records requests through one `ServerMetrics` and serves `exposition()` at `/metrics`. The monitoring notebooks (18-20)
+read these names; `tests/test_metrics.py` pins them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The `ollama` runtime: an Ollama server a learner runs, through the official `ollama` client.
 
-Introduced in notebook 00; used in the deployment notebooks when Ollama is running. The Ollama server is
-not installable on the workbook's CI machines, so there this runtime reports itself unavailable (with
-how to start it) and the notebooks say so and use the workbook's own server instead. It is never faked.
+Introduced in notebook 00; used in notebooks 14 (Ollama) and 17 (runtimes side by side) when Ollama is
+running. The Ollama server is not installable on the workbook's CI machines, so there this runtime reports
+itself unavailable (with how to start it) and the notebooks say so and use the workbook's own server instead.
+It is never faked.
 """
 
 from __future__ import annotations

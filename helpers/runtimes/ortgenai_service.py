@@ -412,7 +412,7 @@ def create_app(settings: ServiceSettings, autoload: bool = True, on_load_failure
     async def _unexpected(request, exc: Exception):
         return JSONResponse(as_service_error(exc).body(), status_code=500)
 
-    def require_key(request: Request) -> None:
+    async def require_key(request: Request) -> None:  # async: a plain def would cost a thread hop per request
         service.check_key(request.headers.get("authorization"))
 
     @app.get("/live")
@@ -485,10 +485,10 @@ def create_app(settings: ServiceSettings, autoload: bool = True, on_load_failure
                 raise as_service_error(n_out)
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n_out, "total_tokens": prompt_tokens + n_out}
             msg, finish, _ = reply_message(raw, req.tools and [t.model_dump() for t in req.tools], finish)
-            return {"id": "chatcmpl-" + uuid.uuid4().hex[:12], "object": "chat.completion",
-                    "created": int(time.time()), "model": model_id,
-                    "choices": [{"index": 0, "message": msg, "finish_reason": finish, "logprobs": None}],
-                    "usage": usage}
+            return JSONResponse({"id": "chatcmpl-" + uuid.uuid4().hex[:12], "object": "chat.completion",  # as is:
+                                 "created": int(time.time()), "model": model_id,  # no response-model pass
+                                 "choices": [{"index": 0, "message": msg, "finish_reason": finish, "logprobs": None}],
+                                 "usage": usage})
 
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
