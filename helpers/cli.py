@@ -169,6 +169,27 @@ def _cmd_contract(a: argparse.Namespace) -> int:
     return 1 if any(o.status == FAIL for row in table.values() for o in row.values()) else 0
 
 
+def _cmd_drift_check(a: argparse.Namespace) -> int:
+    from helpers.drift import DriftError, Options, drift_check
+
+    o = Options(skip=[x for s in a.skip for x in s.split(",") if x], fresh=a.fresh, notebooks=a.notebooks,
+                smoke=not a.no_smoke, contract=not a.no_contract, bisect=not a.no_bisect,
+                allow_source_builds=a.allow_source_builds, index_url=a.index_url, out=Path(a.out),
+                publish=Path(a.publish) if a.publish else None)
+    try:
+        doc = drift_check(o, log=lambda m: print(m, flush=True))
+    except DriftError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for p in doc["packages"]:
+        print(f"{p['name']:<44}{p['baseline'] or '-':>12} -> {p['newest'] or '-':<12} {p['status']}")
+    print(f"{doc['verdict']}; report: {doc['report']}")
+    if doc["interrupted"]:
+        print("interrupted: the report holds what ran before", file=sys.stderr)
+        return 130
+    return 1 if doc["findings"] else 0
+
+
 def _cmd_guard_eval(a: argparse.Namespace) -> int:
     from helpers.agents.guard_eval import CachedRuntime, ObedientModel, format_table, load_guard_cases, measure
     from helpers.registry import artefact_path
@@ -426,6 +447,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lanes run side by side, each a process running its notebooks one after the other; a lesson "
                         "and its lab share a lane (default 1; timings printed by notebooks are noisier with 2)")
     r.set_defaults(func=_cmd_run_all)
+
+    dr = sub.add_parser("drift-check", help="newest releases of the fast-moving dependencies in a separate venv: "
+                        "contract suite + SMOKE workbook there, report of what broke")
+    dr.add_argument("--skip", action="append", default=[], metavar="PKG",
+                    help="keep this fast-moving package at its pin (repeatable or comma-separated)")
+    dr.add_argument("--fresh", action="store_true", help="rebuild the drift venv (default: reuse build/drift/venv)")
+    dr.add_argument("--notebooks", nargs="+", default=[], metavar="NB",
+                    help="SMOKE only these notebooks (default: every notebook and lab solution)")
+    dr.add_argument("--no-smoke", action="store_true", help="skip the SMOKE workbook (contract suite only)")
+    dr.add_argument("--no-contract", action="store_true", help="skip the contract suite")
+    dr.add_argument("--no-bisect", action="store_true", help="do not re-pin suspects one at a time for ambiguous "
+                    "failures")
+    dr.add_argument("--allow-source-builds", action="store_true",
+                    help="also try newest releases that have no wheel here (compiled: llama-cpp-python, 5-60 min)")
+    dr.add_argument("--index-url", default=None, help="package index to ask (default: pip's configuration)")
+    dr.add_argument("--out", default="build/drift", help="venv, logs and report.md/.json (default build/drift)")
+    dr.add_argument("--publish", default=None, metavar="DIR",
+                    help="also write drift-DATE.md/.json into DIR (e.g. docs/drift, to commit)")
+    dr.set_defaults(func=_cmd_drift_check)
 
     co = sub.add_parser("check-outputs", help="executed notebooks: no chat markup in answers, no unacknowledged "
                         "cut answers, no promise of a notebook that does not exist")
