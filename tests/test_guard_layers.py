@@ -82,7 +82,7 @@ def test_a_broken_set_gets_a_clear_error(tmp_path):
     bad = tmp_path / "bad.jsonl"
     line = '{"id": "x", "label": "harmless", "kind": "dev", "text": "hi", "role": "kiosk", "asked": []}'
     bad.write_text(line + "\n{oops\n")
-    with pytest.raises(ValueError, match=r"bad.jsonl:2 is not JSON"):
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: not valid JSON"):
         load_guard_cases(bad)
     bad.write_text('{"id": "x", "label": "attack", "kind": "direct", "text": "hi", "role": "kiosk", "asked": []}\n')
     with pytest.raises(ValueError, match="goal"):

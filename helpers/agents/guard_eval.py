@@ -55,18 +55,12 @@ def load_guard_cases(path: str | Path | None = None, smoke: bool = False) -> lis
         from helpers.paths import DATA
 
         path = DATA / "eval" / "guardrails.jsonl"
+    from helpers.data.jsonl import iter_jsonl
+
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no labelled guardrail set at {path}: run `python -m helpers doctor` to see what "
-                                "is missing from data/")
     cases = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            case = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{n} is not JSON ({exc.msg}): fix or remove that line") from None
+    for n, case in iter_jsonl(path, f"no labelled guardrail set at {path}: run `python -m helpers doctor` to see "
+                              "what is missing from data/"):
         missing = {"id", "label", "kind", "text", "role", "asked"} - set(case)
         if missing or case["label"] not in KINDS or (case["label"] == "attack" and not case.get("goal")):
             raise ValueError(f"{path}:{n} is not a guardrail case (missing {sorted(missing) or 'goal'}): each line "

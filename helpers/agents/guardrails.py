@@ -337,31 +337,38 @@ class InjectionDefence:
 
     def screen(self, name: str, result: str) -> Screened:
         """The tool result with suspicious strings withheld, and what was flagged."""
-        flagged: list[str] = []
-
-        def walk(v: Any) -> Any:
-            if isinstance(v, str):
-                why = self.suspicious(v)
-                if why:
-                    flagged.append(why)
-                    return self.PLACEHOLDER
-                return v
-            if isinstance(v, list):
-                return [walk(x) for x in v]
-            if isinstance(v, dict):
-                return {k: walk(x) for k, x in v.items()}
-            return v
-
-        try:
-            data = json.loads(result)
-        except (TypeError, ValueError):
-            data = None
-        if isinstance(data, (dict, list)):
-            cleaned = walk(data)
-            text = json.dumps(cleaned, ensure_ascii=False, separators=(",", ":")) if flagged else result
-        else:
-            text = walk(str(result))
+        text, flagged = withhold(result, self.suspicious, self.PLACEHOLDER)
         return Screened(text=text, flagged=flagged)
+
+
+def withhold(result: str, check: Callable[[str], str | None], placeholder: str) -> tuple[str, list[str]]:
+    """A tool result with every string `check` flags replaced by `placeholder`, and the reasons it gave.
+
+    A JSON object or list is walked field by field (and re-serialised only if something was withheld); any
+    other result is checked as one string."""
+    flagged: list[str] = []
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            why = check(v)
+            if why:
+                flagged.append(why)
+                return placeholder
+            return v
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        return v
+
+    try:
+        data = json.loads(result)
+    except (TypeError, ValueError):
+        data = None
+    if isinstance(data, (dict, list)):
+        cleaned = walk(data)
+        return (json.dumps(cleaned, ensure_ascii=False, separators=(",", ":")) if flagged else result), flagged
+    return walk(str(result)), flagged
 
 
 # ------------------------------------------------------------------------------------ the guard

@@ -26,7 +26,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from helpers.agents.guardrails import CHAT_MARKERS, InjectionDefence, InputPolicy, Session, ToolPermissions, skeleton
+from helpers.agents.guardrails import (CHAT_MARKERS, InjectionDefence, InputPolicy, Session, ToolPermissions, skeleton,
+                                      withhold)
 from helpers.domain.tools import TOOL_NAMES, validate_arguments
 
 # Tools that change something in the world (a record is written, a person is called). Everything else reads.
@@ -233,33 +234,12 @@ class LayeredGuard:
         self.read_tool_result = True
         if "detection" not in self.layers:
             return result
-        flagged: list[str] = []
-
-        def walk(v: Any) -> Any:
-            if isinstance(v, str):
-                why = self.detector(v, "tool_result")
-                if why:
-                    flagged.append(why)
-                    return InjectionDefence.PLACEHOLDER
-                return v
-            if isinstance(v, list):
-                return [walk(x) for x in v]
-            if isinstance(v, dict):
-                return {k: walk(x) for k, x in v.items()}
-            return v
-
-        try:
-            data = json.loads(result)
-        except (TypeError, ValueError):
-            data = result
-        cleaned = walk(data)
+        text, flagged = withhold(result, lambda v: self.detector(v, "tool_result"), InjectionDefence.PLACEHOLDER)
         if not flagged:
             return result
         self.flagged = self.flagged or flagged[0]
         self._refuse("detection", flagged[0], stage="tool_result", tool=name)
-        if isinstance(cleaned, str):
-            return cleaned
-        return json.dumps(cleaned, ensure_ascii=False, separators=(",", ":"))
+        return text
 
     def check_output(self, text: str) -> str | None:
         """Answers are not checked by these layers (notebook 06's OutputPolicy does that)."""
