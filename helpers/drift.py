@@ -35,7 +35,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class DriftError(Exception):
-    """A problem that stops the drift check before it can try anything (its message says what to do)."""
+    """Stops the drift check before it can try anything; its message says what to do."""
 
 
 @dataclass
@@ -49,9 +49,7 @@ class Package:
     status: str = "same"  # same | changed | held back | install failed
     why: str = ""
 
-    @property
-    def tried(self) -> str | None:
-        return self.newest if self.status == "changed" else None
+    tried = property(lambda self: self.newest if self.status == "changed" else None)  # the release the checks ran
 
 
 @dataclass
@@ -143,10 +141,6 @@ def _pip_text(text: str) -> str:
     return "\n".join(x for x in text.splitlines() if "is ignored: it is neither a file nor a directory" not in x)
 
 
-def _last_lines(text: str, n: int = 6) -> str:
-    return " | ".join(x.strip() for x in _pip_text(text).strip().splitlines()[-n:] if x.strip())
-
-
 def newest_releases(names: list[str], index_url: str | None = None, python: str = sys.executable
                     ) -> dict[str, dict[str, Any]]:
     """{name: {"version", "wheel"}}: the newest release of each package for this Python and platform, asked of
@@ -158,7 +152,7 @@ def newest_releases(names: list[str], index_url: str | None = None, python: str 
         if any(s in r.stderr for s in NETWORK_SIGNS) or not index_reachable(index_url):
             raise DriftError(f"cannot reach the package index{' ' + index_url if index_url else ''}: the drift check "
                              "asks it for the newest releases, so run it where PyPI is reachable")
-        raise DriftError(f"pip could not list the newest releases: {_last_lines(r.stderr, 3)}")
+        raise DriftError(f"pip could not list the newest releases: {install_error(r.stderr)}")
     report = json.loads(r.stdout)
     return {norm(i["metadata"]["name"]): {"version": i["metadata"]["version"],
                                           "wheel": i["download_info"]["url"].split("#")[0].endswith(".whl")}
@@ -234,7 +228,7 @@ def pip_install(py: Path, reqs: list[str], index_url: str | None, log_file: Path
     return r
 
 
-def venv_versions(py: Path) -> dict[str, str]:
+def venv_versions(py: Path) -> dict[str, str]:  # {normalized name: version} in the drift environment
     r = subprocess.run([str(py), "-m", "pip", "list", "--format", "json", "--disable-pip-version-check"],
                        capture_output=True, text=True, check=True)
     return {norm(x["name"]): x["version"] for x in json.loads(r.stdout)}
@@ -267,9 +261,8 @@ def attribute(text: str, changed: dict[str, tuple[str | None, str | None]], owne
         for m in re.findall(sign, text):
             if owner(m):
                 return owner(m), f"the import of {m!r} failed ({sign.split('(')[0].strip()})", True
-    frames = [m for m in re.findall(r"(?:site|dist)-packages[/\\]([A-Za-z_][\w]*)", text)]
     hit: list[str] = []
-    for mod in frames:
+    for mod in re.findall(r"(?:site|dist)-packages[/\\]([A-Za-z_][\w]*)", text):  # frames, outermost first
         for d in owner(mod):
             if d in hit:
                 hit.remove(d)
@@ -416,8 +409,7 @@ def format_report(doc: dict[str, Any]) -> str:
 
 
 def write_report(doc: dict[str, Any], out: Path, publish: Path | None = None) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    for folder in [out] + ([publish] if publish else []):
+    for folder in [out] + ([publish] if publish else []):  # report.md/.json, and drift-DATE.md/.json to commit
         folder.mkdir(parents=True, exist_ok=True)
         stem = "report" if folder == out else f"drift-{doc['date'][:10]}"
         (folder / f"{stem}.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
