@@ -60,7 +60,7 @@ class GenAITelemetry:
         self.registry = CollectorRegistry()
         self.reader = PrometheusMetricReader(registry=self.registry)
         # no exemplars: the Prometheus text exposition does not carry them, and offering every measurement to
-        # a reservoir was about a fifth of the instrumentation's cost per request
+        # a reservoir was about 13 % of the instrumentation's cost per request (765 against 884 µs, side by side)
         self.meter_provider = MeterProvider(resource=resource, metric_readers=[self.reader],
                                             exemplar_filter=AlwaysOffExemplarFilter())
         self.capture_content = capture_content
