@@ -211,16 +211,11 @@ def _run_lanes(chosen: list[list[Path]], smoke: bool, progress: bool) -> list[di
             print(f"lane {i}: " + " ".join(p.name.split("-", 1)[0] + ("L" if "labs" in p.parts else "") for p in lane))
     with ProcessPoolExecutor(len(chosen)) as pool:
         results = list(pool.map(_run_lane, chosen, [smoke] * len(chosen)))
-    order = {str(p): i for i, p in enumerate(p for lane in chosen for p in lane)}
-    rows = [row for lane in results for row in lane]
     flat = [p for lane in chosen for p in lane]
-    by_path = dict(zip(map(str, flat), rows))
-    return [by_path[k] for k in sorted(by_path, key=lambda k: _display_order(Path(k), order[k]))]
-
-
-def _display_order(path: Path, fallback: int) -> tuple[int, int]:
-    everything = {p.resolve(): i for i, p in enumerate(discover())}
-    return everything.get(path.resolve(), len(everything)), fallback
+    rows = [row for lane in results for row in lane]
+    index = {p.resolve(): i for i, p in enumerate(discover())}
+    ranked = sorted(range(len(flat)), key=lambda j: (index.get(flat[j].resolve(), len(index)), j))
+    return [rows[j] for j in ranked]
 
 
 def write_report(rows: list[dict[str, Any]], smoke: bool, report: Path) -> dict[str, Any]:
