@@ -11,27 +11,10 @@ import pytest
 from helpers.agents import Agent, ToolBox
 from helpers.domain import Shop
 from helpers.domain.chat_format import markup_in
-from helpers.runtimes.base import ChatResult, Runtime
+from helpers.runtimes.base import ChatResult
+from test_faults_agent import Scripted  # the scripted runtime of the agent fault suite
 
 BROKEN = '<tool_call>[{"name":"lookup_customer","parameters":{"customer_id":"C-1021""}}]</tool_call>'
-
-
-class Scripted(Runtime):
-    name = "scripted"
-
-    def __init__(self, replies):
-        self.replies, self.requests = list(replies), []
-
-    @property
-    def model(self) -> str:
-        return "script"
-
-    def availability(self):  # pragma: no cover - not used
-        raise NotImplementedError
-
-    def chat(self, messages, tools=None, *, temperature=0.0, max_tokens=256, seed=123):
-        self.requests.append(messages)
-        return self.replies.pop(0)
 
 
 def text(content: str) -> ChatResult:
