@@ -15,18 +15,19 @@ def _cmd_train_model(a: argparse.Namespace) -> int:
     out = Path(a.out)
     tok_dir = out / "tokenizer"
     if not (tok_dir / "tokenizer.json").exists():
-        if a.init_from:  # continuing a model: keep its tokenizer
+        if a.tokenizer or a.init_from:  # continuing a model: keep its tokenizer
             import shutil
 
             tok_dir.mkdir(parents=True, exist_ok=True)
             for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "chat_template.jinja"):
-                shutil.copy2(Path(a.init_from) / name, tok_dir / name)
+                shutil.copy2(Path(a.tokenizer or a.init_from) / name, tok_dir / name)
         else:
             prepare_tokenizer(tok_dir, n_dialogues=a.tokenizer_dialogues, vocab_size=a.vocab_size, seed=a.seed)
     cfg = TrainConfig(steps=a.steps, max_minutes=a.minutes, lr=a.lr, batch_tokens=a.batch_tokens, seed=a.seed,
                       eval_every=a.eval_every, threads=a.threads,
                       compile=a.compile, value_weight=a.value_weight, init_from=a.init_from,
-                      grow_layers=a.grow_layers, copy_share=a.copy_share)
+                      grow_layers=a.grow_layers, copy_share=a.copy_share, realistic_share=a.realistic_share,
+                      workers=a.workers, device=a.device, bf16=a.bf16)
     shape = ModelShape(num_hidden_layers=a.layers, hidden_size=a.hidden, intermediate_size=a.intermediate)
 
     def log(msg: str) -> None:
@@ -316,6 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--copy-share", type=float, default=0.0,
                    help="share of training free texts and cities made of the tokenizer's own pieces, so that "
                         "the model learns to copy every word piece (the shipped model: 0.3)")
+    t.add_argument("--realistic-share", type=float, default=0.0,
+                   help="share of dialogues of issue 21's realistic kinds (spoken times, stories, Korean...)")
+    t.add_argument("--tokenizer", default=None,
+                   help="train with this tokenizer folder (e.g. one from `add-characters`) instead of a new one "
+                        "or --init-from's")
+    t.add_argument("--workers", type=int, default=0, help="data processes that write and encode dialogues")
+    t.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with a GPU")
+    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
     t.set_defaults(func=_cmd_train_model)
 
     s = sub.add_parser("serve", help="run the workbook's OpenAI-compatible llama.cpp server")

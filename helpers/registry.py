@@ -50,6 +50,8 @@ ARTEFACTS: dict[str, str] = {
     "text-requests": "text/synth_templates.txt",
     "text-chat": "text/synth_chat.txt",
     "phrase-bank": "text/phrasebank.txt",
+    "text-realistic": "text/synth_realistic.txt",
+    "text-korean": "text/synth_korean.txt",
     # answers recorded from runtime documentation and the course's quoted recipes (data/recorded/README.md)
     "recorded-ollama-chat-tools-request": "recorded/ollama/chat_tools_request.json",
     "recorded-ollama-chat-tools": "recorded/ollama/chat_tools.json",

@@ -14,7 +14,7 @@ from helpers.registry import artefact_path
 
 # file name (data/text/<name>.txt) -> its artefact name in helpers.registry
 TEXT_FILES = {"synth_values": "text-values", "synth_templates": "text-requests", "synth_chat": "text-chat",
-              "phrasebank": "phrase-bank"}
+              "phrasebank": "phrase-bank", "synth_realistic": "text-realistic", "synth_korean": "text-korean"}
 
 
 def parse_text_data(text: str, source: str = "<text>") -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from helpers.domain.chat_format import CHAT_TEMPLATE
 
@@ -170,3 +170,14 @@ def export_all(run_dir: str | Path | None = None, log=print) -> dict[str, Any]:
     step("dev-set", lambda: write_jsonl(eval_cases(300, seed=DEV_SEED), dev) or dev)
     doc = write_manifest()
     return {"timings_s": timings, "manifest": doc}
+
+
+def extend_tokenizer(src_dir: str | Path, chars: Iterable[str], out_dir: str | Path) -> list[str]:
+    """A copy of the tokenizer in `src_dir` with `chars` added as pieces (see `tokenizer.add_characters`),
+    written in every form the runtimes read; returns the characters added."""
+    from helpers.model.tokenizer import add_characters, hf_tokenizer
+
+    out_dir = Path(out_dir)
+    added = add_characters(Path(src_dir) / "tokenizer.model", chars, out_dir / "tokenizer.model")
+    write_tokenizer_files(hf_tokenizer(out_dir / "tokenizer.model"), out_dir)
+    return added

@@ -62,6 +62,10 @@ class TrainConfig:
     init_from: str | None = None  # start from these weights (e.g. data/model) instead of random ones
     grow_layers: int | None = None  # with init_from: deepen the model to this many layers (see expand_depth)
     copy_share: float = 0.0  # share of free texts and cities made of the tokenizer's pieces (synth.copy_pieces)
+    realistic_share: float = 0.0  # share of dialogues of the realistic kinds (helpers.data.realistic_synth)
+    workers: int = 0  # processes that write and encode dialogues (0: the training process itself)
+    device: str = "cpu"  # "cuda" on a machine with a GPU
+    bf16: bool = False  # bfloat16 autocast for the forward pass (GPU)
 
 
 def build_model(vocab_size: int, shape: ModelShape, bos: int, eos: int):  # -> LlamaForCausalLM
@@ -158,12 +162,56 @@ def encode_weighted(tok, messages: list[dict[str, Any]], tools: list[dict[str, A
     return ids, labels, weights
 
 
-def _batches(tok, gen, cfg: TrainConfig, rng: random.Random) -> Iterator[tuple[Any, Any]]:
+def make_generator(cfg: TrainConfig, seed: int, copy_words: list[str] | None):  # -> DialogueGenerator
+    """The training dialogue generator a run's config asks for."""
+    if cfg.realistic_share:
+        from helpers.data.realistic_synth import RealisticGenerator
+
+        return RealisticGenerator(seed=seed, copy_words=copy_words, copy_share=cfg.copy_share,
+                                  realistic_share=cfg.realistic_share)
+    from helpers.data.synth import DialogueGenerator
+
+    return DialogueGenerator(split="train", seed=seed, copy_words=copy_words, copy_share=cfg.copy_share)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(tokenizer_dir: str, cfg: TrainConfig, copy_words: list[str] | None) -> None:
+    from transformers import AutoTokenizer
+
+    _WORKER.update(tok=AutoTokenizer.from_pretrained(tokenizer_dir), cfg=cfg, copy_words=copy_words)
+
+
+def _worker_chunk(seed: int) -> list[tuple[list[int], list[int], list[float]]]:
+    """One chunk of encoded dialogues from a generator seeded with `seed` (runs in a data process)."""
+    tok, cfg = _WORKER["tok"], _WORKER["cfg"]
+    gen = make_generator(cfg, seed, _WORKER["copy_words"])
+    return [encode_weighted(tok, d.messages, d.tools, cfg.value_weight)
+            for d in (gen.dialogue() for _ in range(cfg.chunk_dialogues))]
+
+
+def _chunks(tok, gen, cfg: TrainConfig, tokenizer_dir: str, seed: int, copy_words: list[str] | None
+            ) -> Iterator[list[tuple[list[int], list[int], list[float]]]]:
+    """Chunks of encoded dialogues: from `gen` here, or from `cfg.workers` data processes (chunk k of a run
+    is seeded with seed * 100003 + k, so a run's data does not depend on the number of workers)."""
+    if not cfg.workers:
+        while True:
+            yield [encode_weighted(tok, d.messages, d.tools, cfg.value_weight)
+                   for d in (gen.dialogue() for _ in range(cfg.chunk_dialogues))]
+    import itertools
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(cfg.workers, initializer=_worker_init, initargs=(tokenizer_dir, cfg, copy_words)) as pool:
+        yield from pool.imap(_worker_chunk, (seed * 100003 + k for k in itertools.count()))
+
+
+def _batches(chunks: Iterator[list[Any]], cfg: TrainConfig, rng: random.Random, pad_id: int
+             ) -> Iterator[tuple[Any, Any]]:
     import torch
 
-    while True:
-        rows = [encode_weighted(tok, d.messages, d.tools, cfg.value_weight)
-                for d in (gen.dialogue() for _ in range(cfg.chunk_dialogues))]
+    for rows in chunks:
         rows = [r for r in rows if len(r[0]) <= 1024]
         rows.sort(key=lambda r: len(r[0]))
         batches, cur = [], []
@@ -177,7 +225,7 @@ def _batches(tok, gen, cfg: TrainConfig, rng: random.Random) -> Iterator[tuple[A
         rng.shuffle(batches)
         for b in batches:
             n = max(len(r[0]) for r in b)
-            ids = torch.full((len(b), n), tok.eos_token_id, dtype=torch.long)
+            ids = torch.full((len(b), n), pad_id, dtype=torch.long)
             lab = torch.full((len(b), n), -100, dtype=torch.long)
             att = torch.zeros((len(b), n), dtype=torch.long)
             wts = torch.zeros((len(b), n), dtype=torch.float32)
@@ -187,6 +235,11 @@ def _batches(tok, gen, cfg: TrainConfig, rng: random.Random) -> Iterator[tuple[A
                 att[i, : len(x)] = 1
                 wts[i, : len(w)] = torch.tensor(w)
             yield ids, (lab, att, wts)
+
+
+def _flat(batch: tuple[Any, Any]) -> tuple[Any, Any, Any, Any]:
+    ids, (labels, att, wts) = batch
+    return ids, labels, att, wts
 
 
 def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | None = None,
@@ -201,7 +254,7 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
     from transformers import AutoTokenizer, LlamaForCausalLM
     from transformers.utils import logging as hf_logging
 
-    from helpers.data.synth import DEV_SEED, DialogueGenerator, copy_pieces, eval_cases
+    from helpers.data.synth import DEV_SEED, copy_pieces, eval_cases
 
     hf_logging.disable_progress_bar()
 
@@ -233,6 +286,9 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
         if cfg.grow_layers and cfg.grow_layers != model.config.num_hidden_layers:
             log(f"expanding {model.config.num_hidden_layers} layers to {cfg.grow_layers}")
             model = expand_depth(model, cfg.grow_layers)
+        if len(tok) > model.config.vocab_size:  # a tokenizer with added pieces (add_characters)
+            log(f"adding {len(tok) - model.config.vocab_size} rows to the embeddings (new pieces)")
+            model.resize_token_embeddings(len(tok), mean_resizing=True)
     else:
         model = build_model(len(tok), shape, tok.bos_token_id, tok.eos_token_id)
         state, start = None, 0
@@ -244,8 +300,8 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
     if state is not None:
         opt.load_state_dict(state["optimizer"])
     rng = random.Random(cfg.seed + start)
-    gen = DialogueGenerator(split="train", seed=cfg.seed + start,
-                            copy_words=copy_pieces(tok) if cfg.copy_share else None, copy_share=cfg.copy_share)
+    copy_words = copy_pieces(tok) if cfg.copy_share else None
+    gen = make_generator(cfg, cfg.seed + start, copy_words)
     # the first cases of the shipped dev set, whatever the run's seed, so runs' curves compare
     dev = eval_cases(cfg.eval_cases, seed=DEV_SEED) if cfg.eval_cases else []
 
@@ -261,9 +317,17 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
     history: list[dict[str, Any]] = state["history"] if state else []
     elapsed0 = state["elapsed"] if state else 0.0
     t0 = time.time()
+    device = torch.device(cfg.device)
+    model.to(device)
+    # optimizer state loaded before the move follows the parameters' device
+    for st in opt.state.values():
+        for k, v in st.items():
+            if torch.is_tensor(v) and k != "step":
+                st[k] = v.to(device)
     model.train()
     fwd = torch.compile(model, dynamic=True) if cfg.compile else model
-    batches = _batches(tok, gen, cfg, rng)
+    batches = _batches(_chunks(tok, gen, cfg, str(tokenizer_dir), cfg.seed + start, copy_words), cfg, rng,
+                       tok.eos_token_id)
     step = start
     loss_acc, tok_acc, n_acc = 0.0, 0, 0
     last_log = elapsed0
@@ -278,10 +342,11 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
         if cfg.max_minutes is not None and (elapsed0 + time.time() - t0) / 60 > cfg.max_minutes:
             log(f"time budget of {cfg.max_minutes} min reached at step {step}")
             break
-        ids, (labels, att, wts) = next(batches)
+        ids, labels, att, wts = (t.to(device, non_blocking=True) for t in _flat(next(batches)))
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        logits = fwd(input_ids=ids, attention_mask=att).logits[:, :-1]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            logits = fwd(input_ids=ids, attention_mask=att).logits[:, :-1].float()
         ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
                                                ignore_index=-100, reduction="none")
         w = wts[:, 1:].reshape(-1)
@@ -303,11 +368,13 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
             log(json.dumps(rec))
             loss_acc, tok_acc, n_acc = 0.0, 0, 0
         if evaluate and cfg.eval_every and step % cfg.eval_every == 0:
-            acc = evaluate(model, tok, dev)
+            acc = evaluate(model.cpu(), tok, dev)
+            model.to(device)
             history.append({"step": step, "dev_exact_match": round(acc, 4), "n": len(dev)})
             log(json.dumps(history[-1]))
         if step % cfg.save_every == 0:
             save()
+    model.cpu()
     if evaluate and cfg.eval_every and step % cfg.eval_every:
         acc = evaluate(model, tok, dev)
         history.append({"step": step, "dev_exact_match": round(acc, 4), "n": len(dev)})
