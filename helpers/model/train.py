@@ -199,12 +199,20 @@ def _chunks(tok, gen, cfg: TrainConfig, tokenizer_dir: str, seed: int, copy_word
         while True:
             yield [encode_weighted(tok, d.messages, d.tools, cfg.value_weight)
                    for d in (gen.dialogue() for _ in range(cfg.chunk_dialogues))]
-    import itertools
+    import collections
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     with ctx.Pool(cfg.workers, initializer=_worker_init, initargs=(tokenizer_dir, cfg, copy_words)) as pool:
-        yield from pool.imap(_worker_chunk, (seed * 100003 + k for k in itertools.count()))
+        # at most two chunks per worker in flight: Pool.imap would queue the endless stream of seeds and pile
+        # up finished chunks faster than training takes them, until the process runs out of memory
+        pending: collections.deque = collections.deque()
+        k = 0
+        while True:
+            while len(pending) < 2 * cfg.workers:
+                pending.append(pool.apply_async(_worker_chunk, (seed * 100003 + k,)))
+                k += 1
+            yield pending.popleft().get()
 
 
 def _batches(chunks: Iterator[list[Any]], cfg: TrainConfig, rng: random.Random, pad_id: int
