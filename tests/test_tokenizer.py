@@ -8,8 +8,18 @@ from helpers.paths import MODEL_DIR
 
 
 def _dialogue_texts(n=300, seed=21):
+    """Rendered training dialogues, one in four of them Korean or mixed Korean-English (Hangul pieces)."""
+    from helpers.data.realistic_synth import RealisticGenerator
+
     g = DialogueGenerator(seed=seed)
-    return [render(d.messages, d.tools, add_generation_prompt=False) for d in (g.dialogue() for _ in range(n))]
+    texts = [render(d.messages, d.tools, add_generation_prompt=False) for d in (g.dialogue() for _ in range(n))]
+    k = RealisticGenerator(seed=seed)
+    for i in range(0, n, 4):
+        msgs: list = []
+        k.korean_turn(msgs)
+        texts[i] = render(msgs, k.tools_all, add_generation_prompt=False)
+    assert sum(bool(re.search("[\uac00-\ud7a3]", t)) for t in texts) >= n // 6
+    return texts
 
 
 def test_values_tokenize_the_same_in_the_message_and_in_the_call(hf_tokenizer):

@@ -28,8 +28,8 @@ _EN = read_text_data("synth_realistic")
 _KO = read_text_data("synth_korean")["ko"]
 
 # the kinds and their shares of the realistic dialogues
-KINDS = {"long_message": 0.14, "distractor_numbers": 0.12, "indirect": 0.12, "no_request": 0.24,
-         "refers_back": 0.20, "who_is": 0.06, "korean": 0.24, "spoken_time": 0.08}
+KINDS = {"long_message": 0.14, "distractor_numbers": 0.12, "indirect": 0.12, "no_request": 0.12,
+         "refers_back": 0.14, "who_is": 0.06, "korean": 0.24, "spoken_time": 0.06}
 
 _MONTHS = ["Jan", "March", "May", "June", "Sept", "Oct", "Nov", "Dec"]
 _URGENT = re.compile(r"급|urgent|asap|high priority|critical|emergency", re.I)
@@ -124,8 +124,7 @@ class RealisticGenerator(DialogueGenerator):
                 "oid2": self.order_id(), "cid2": self.customer_id(), "sku2": self.sku(), "srv2": self.srv()}
 
     # turns ---------------------------------------------------------------------------------------------
-    def _call_turn(self, msgs: list[dict[str, Any]], text: str, tool: str, args: dict[str, Any]
-                   ) -> dict[str, Any]:
+    def _call_turn(self, msgs: list[dict[str, Any]], text: str, tool: str, args: dict[str, Any]) -> None:
         call_id = f"call_{sum(1 for m in msgs if m['role'] == 'tool')}"
         msgs.append({"role": "user", "content": text})
         msgs.append({"role": "assistant", "content": "", "tool_calls": [
@@ -133,7 +132,6 @@ class RealisticGenerator(DialogueGenerator):
         result = synth_result(tool, args, self.rng)
         msgs.append({"role": "tool", "tool_call_id": call_id, "content": dump_json(result)})
         msgs.append({"role": "assistant", "content": answer_for(tool, result, self.rng)})
-        return result
 
     def _templated(self, tool: str, templates: list[str], extra: dict[str, str] | None = None,
                    wrap: bool = True) -> tuple[str, dict[str, Any]]:
@@ -202,18 +200,14 @@ class RealisticGenerator(DialogueGenerator):
             if first == tool:
                 first = "note"
         else:
-            first = rng.choice([_NOTE_SLOT[kind], "note"] + (["check_inventory"] * 2 if kind == "city" else []))
+            first = rng.choice([_NOTE_SLOT[kind], "note"])
         if first == "note":
             text, args0 = self._note(kind)
             msgs += [{"role": "user", "content": text},
                      {"role": "assistant", "content": rng.choice(_EN["no_request"]["reply"])}]
         else:
             text, args0 = self.request(first)
-            result = self._call_turn(msgs, text, first, args0)
-            if kind == "city" and first == "check_inventory":  # `the weather there`: the city is the warehouse in the result
-                if "warehouse" not in result:
-                    return
-                args0 = {"city": result["warehouse"]}
+            self._call_turn(msgs, text, first, args0)
         key = {"customer": "customer_id", "city": "city", "order": "order_id", "sku": "product_sku",
                "srv": "system_id"}[kind]
         v = self.values(tool)
