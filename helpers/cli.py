@@ -27,7 +27,7 @@ def _cmd_train_model(a: argparse.Namespace) -> int:
                       eval_every=a.eval_every, threads=a.threads,
                       compile=a.compile, value_weight=a.value_weight, init_from=a.init_from,
                       grow_layers=a.grow_layers, copy_share=a.copy_share, realistic_share=a.realistic_share,
-                      workers=a.workers, device=a.device, bf16=a.bf16)
+                      workers=a.workers, device=a.device, bf16=a.bf16, tokenizer=a.tokenizer)
     shape = ModelShape(num_hidden_layers=a.layers, hidden_size=a.hidden, intermediate_size=a.intermediate)
 
     def log(msg: str) -> None:
@@ -37,6 +37,16 @@ def _cmd_train_model(a: argparse.Namespace) -> int:
 
     record = train(out, tok_dir, cfg, shape, log=log, evaluate=transformers_exact_match)
     print(json.dumps({k: v for k, v in record.items() if k != "history"}))
+    return 0
+
+
+def _cmd_extend_tokenizer(a: argparse.Namespace) -> int:
+    from helpers.data.realistic_synth import korean_characters
+    from helpers.model.pipeline import extend_tokenizer
+
+    added = extend_tokenizer(a.src, korean_characters(a.min_count), a.out)
+    shown = f" ({''.join(added[:20])}...)" if added else " (it had them all)"
+    print(f"{a.out}: {len(added)} pieces added to the tokenizer of {a.src}{shown}")
     return 0
 
 
@@ -320,12 +330,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--realistic-share", type=float, default=0.0,
                    help="share of dialogues of issue 21's realistic kinds (spoken times, stories, Korean...)")
     t.add_argument("--tokenizer", default=None,
-                   help="train with this tokenizer folder (e.g. one from `add-characters`) instead of a new one "
+                   help="train with this tokenizer folder (e.g. one from `extend-tokenizer`) instead of a new one "
                         "or --init-from's")
     t.add_argument("--workers", type=int, default=0, help="data processes that write and encode dialogues")
     t.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with a GPU")
     t.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
     t.set_defaults(func=_cmd_train_model)
+    et = sub.add_parser("extend-tokenizer",
+                        help="a tokenizer copy with Hangul syllables added as pieces (issue 21; run 7's tokenizer)")
+    et.add_argument("--from", dest="src", default="data/model", help="tokenizer folder to extend")
+    et.add_argument("--out", required=True, help="folder for the new tokenizer (for train-model --tokenizer)")
+    et.add_argument("--min-count", type=int, default=2,
+                    help="add the syllables used at least this often in data/text/synth_korean.txt")
+    et.set_defaults(func=_cmd_extend_tokenizer)
 
     s = sub.add_parser("serve", help="run the workbook's OpenAI-compatible llama.cpp server")
     s.add_argument("--model", default=None, help="GGUF file (default: the shipped f16 model)")

@@ -121,24 +121,67 @@ def _calls(messages):
             for m in messages if m["role"] == "assistant" for c in m.get("tool_calls") or []]
 
 
-def test_realistic_dialogues_are_valid_and_cover_every_kind():
+def _users(msgs):
+    return [m["content"] for m in msgs if m["role"] == "user"]
+
+
+# what each kind's dialogue must look like (its last request, the call it makes)
+_KIND_CHECKS = {
+    "long_message": lambda msgs, calls: len(calls) >= 1 and any(st in _users(msgs)[-1] for st in _STORY),
+    "distractor_numbers": lambda msgs, calls: any(  # a number or a second id beside the call's value
+        n.lower() not in {str(v).lower() for v in calls[-1].values()}
+        for n in re.findall(r"SKU-\w+|C-\d+|srv-\d+|\d+", _users(msgs)[-1], re.I)),
+    "indirect": lambda msgs, calls: len(calls) >= 1,
+    "no_request": lambda msgs, calls: len(calls) <= len(_users(msgs)) - 1 or calls,  # a note, or its twin
+    "refers_back": lambda msgs, calls: len(_users(msgs)) >= 2 and len(calls) >= 1,
+    "who_is": lambda msgs, calls: calls[-1]["__name"] == "lookup_customer",
+    "korean": lambda msgs, calls: bool(re.search("[\uac00-\ud7a3\u3131-\u318e]", " ".join(_users(msgs)))),
+    "spoken_time": lambda msgs, calls: calls[-1]["__name"] == "schedule_callback" and (
+        _spoken_in(_users(msgs)[-1]) is None
+        or calls[-1]["preferred_time"] == read_english_time(_spoken_in(_users(msgs)[-1]))),
+}
+
+
+_STORY = [t for part in ("before", "after") for t in read_text_data("synth_realistic")["story"][part]]
+
+
+def _spoken_in(text):
+    """The spoken time in a callback request, when it is a `... past/to ...` form with its half of the day."""
+    periods = "|".join(re.escape(p) for p in sorted(_AM + _PM + ("at night",), key=len, reverse=True))
+    m = re.search(r"((?:a )?(?:quarter|half|five|ten|twenty|twenty-five) (?:past|to) (?:\d+|[a-z]+) (?:%s))(?!\w)"
+                  % periods, text.lower())
+    return m.group(1) if m else None
+
+
+def test_realistic_dialogues_are_valid_and_each_kind_looks_like_itself():
     g = RealisticGenerator(seed=11, realistic_share=1.0)
-    kinds = {k: 0 for k in KINDS}
-    for _ in range(200):
-        for kind in KINDS:
+    spoken_checked = 0
+    for kind in KINDS:
+        for _ in range(200):
             msgs: list = []
             getattr(g, {"spoken_time": "spoken_time_turn", "korean": "korean_turn"}.get(kind, kind))(msgs)
-            kinds[kind] += bool(msgs)
-            for call in _calls(msgs):
-                name = call.pop("__name")
-                validate_arguments(name, call)
-            if kind == "refers_back" and len(_calls(msgs)) == 2:
-                last = _calls(msgs)[-1]
+            calls = _calls(msgs)
+            for call in calls:
+                validate_arguments(call["__name"], {k: v for k, v in call.items() if k != "__name"})
+            assert _KIND_CHECKS[kind](msgs, calls), (kind, msgs)
+            spoken_checked += kind == "spoken_time" and _spoken_in(_users(msgs)[-1]) is not None
+            if kind == "refers_back" and calls:
+                last = calls[-1]
                 earlier = json.dumps([m["content"] for m in msgs[:-4]], ensure_ascii=False)
                 value = next(v for k, v in last.items() if k in ("customer_id", "city", "order_id", "product_sku",
                                                                  "system_id"))
                 assert str(value) in earlier, (value, msgs)  # the value the second request points back to
-    assert all(n >= 150 for n in kinds.values()), kinds
+    assert spoken_checked >= 20  # `quarter to six pm` and its kind, read independently
+
+def test_the_kind_checks_can_fail():
+    one_call = [{"__name": "lookup_order", "order_id": "123"}]
+    short = [{"role": "user", "content": "where is 123"}]
+    assert not _KIND_CHECKS["long_message"](short, one_call)
+    assert not _KIND_CHECKS["who_is"](short, one_call)
+    assert not _KIND_CHECKS["korean"](short, one_call)
+    assert not _KIND_CHECKS["distractor_numbers"](short, one_call)
+    assert not _KIND_CHECKS["spoken_time"]([{"role": "user", "content": "call C-1234 at half past four pm"}],
+                                           [{"__name": "schedule_callback", "preferred_time": "04:30"}])
 
 
 def test_notes_with_nothing_asked_get_no_call_and_tickets_keep_their_priority():
@@ -223,7 +266,7 @@ def test_hangul_pieces_are_single_tokens_and_old_ids_do_not_move(tmp_path, hf_to
 
 
 # ------------------------------------------------------------------------------ data processes
-def test_data_processes_write_the_same_chunks_as_the_training_process(hf_tokenizer):
+def test_data_processes_write_the_chunks_their_seeds_give(hf_tokenizer):
     from helpers.model import train as tr
     from helpers.paths import MODEL_DIR
 
@@ -232,5 +275,20 @@ def test_data_processes_write_the_same_chunks_as_the_training_process(hf_tokeniz
     from_pool = [next(chunks), next(chunks)]
     chunks.close()
     tr._worker_init(str(MODEL_DIR), cfg, None)
-    assert from_pool == [tr._worker_chunk(9 * 100003), tr._worker_chunk(9 * 100003 + 1)]
+    try:
+        assert from_pool == [tr._worker_chunk(9 * 100003), tr._worker_chunk(9 * 100003 + 1)]
+    finally:
+        tr._WORKER.clear()
     assert from_pool[0] != from_pool[1]
+
+
+def test_extend_tokenizer_command_reports_what_it_added(tmp_path, capsys):
+    from helpers.cli import main
+    from helpers.paths import MODEL_DIR
+
+    assert main(["extend-tokenizer", "--from", str(MODEL_DIR), "--out", str(tmp_path / "tok")]) == 0
+    assert "0 pieces added" in capsys.readouterr().out  # the shipped tokenizer has them all
+    assert main(["extend-tokenizer", "--from", str(MODEL_DIR), "--out", str(tmp_path / "tok1"), "--min-count", "1"]) == 0
+    out = capsys.readouterr().out
+    added = int(out.split(": ")[1].split()[0])
+    assert added > 0 and (tmp_path / "tok1" / "tokenizer.json").exists()  # syllables used once were not in it

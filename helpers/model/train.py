@@ -66,6 +66,7 @@ class TrainConfig:
     workers: int = 0  # processes that write and encode dialogues (0: the training process itself)
     device: str = "cpu"  # "cuda" on a machine with a GPU
     bf16: bool = False  # bfloat16 autocast for the forward pass (GPU)
+    tokenizer: str | None = None  # where the run's tokenizer came from, when not trained for it (recorded only)
 
 
 def build_model(vocab_size: int, shape: ModelShape, bos: int, eos: int):  # -> LlamaForCausalLM
@@ -193,8 +194,9 @@ def _worker_chunk(seed: int) -> list[tuple[list[int], list[int], list[float]]]:
 
 def _chunks(tok, gen, cfg: TrainConfig, tokenizer_dir: str, seed: int, copy_words: list[str] | None
             ) -> Iterator[list[tuple[list[int], list[int], list[float]]]]:
-    """Chunks of encoded dialogues: from `gen` here, or from `cfg.workers` data processes (chunk k of a run
-    is seeded with seed * 100003 + k, so a run's data does not depend on the number of workers)."""
+    """Chunks of encoded dialogues: from `gen` here (`cfg.workers == 0`), or from `cfg.workers` data processes.
+    With workers, chunk k of a run is seeded with seed * 100003 + k, so the data does not depend on how many
+    workers there are; without, one generator seeded with `seed` writes every chunk (other data)."""
     if not cfg.workers:
         while True:
             yield [encode_weighted(tok, d.messages, d.tools, cfg.value_weight)
@@ -284,7 +286,7 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
     state_file = ckpt / "trainer_state.pt"
     if state_file.exists():
         model = LlamaForCausalLM.from_pretrained(str(ckpt))
-        state = torch.load(state_file, weights_only=False)
+        state = torch.load(state_file, map_location="cpu", weights_only=False)  # a GPU run resumes anywhere
         start = state["step"]
         log(f"resuming from step {start}")
     elif cfg.init_from:
