@@ -288,7 +288,8 @@ def test_extend_tokenizer_command_reports_what_it_added(tmp_path, capsys):
 
     assert main(["extend-tokenizer", "--from", str(MODEL_DIR), "--out", str(tmp_path / "tok")]) == 0
     assert "0 pieces added" in capsys.readouterr().out  # the shipped tokenizer has them all
-    assert main(["extend-tokenizer", "--from", str(MODEL_DIR), "--out", str(tmp_path / "tok1"), "--min-count", "1"]) == 0
+    once = ["--min-count", "1"]
+    assert main(["extend-tokenizer", "--from", str(MODEL_DIR), "--out", str(tmp_path / "tok1"), *once]) == 0
     out = capsys.readouterr().out
     added = int(out.split(": ")[1].split()[0])
     assert added > 0 and (tmp_path / "tok1" / "tokenizer.json").exists()  # syllables used once were not in it
