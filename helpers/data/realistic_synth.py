@@ -19,7 +19,8 @@ import re
 from typing import Any
 
 from helpers.data.spoken import korean_time, spoken_time
-from helpers.data.synth import REPLY_GREET, REPLY_OOD, REPLY_THANKS, Dialogue, DialogueGenerator, Values
+from helpers.data.synth import (REPLY_GREET, REPLY_OOD, REPLY_THANKS, Dialogue, DialogueGenerator, Values,
+                                 _call_message)
 from helpers.data.text_data import read_text_data
 from helpers.data.tool_results import answer_for, synth_result
 from helpers.domain.chat_format import dump_json
@@ -127,8 +128,7 @@ class RealisticGenerator(DialogueGenerator):
     def _call_turn(self, msgs: list[dict[str, Any]], text: str, tool: str, args: dict[str, Any]) -> None:
         call_id = f"call_{sum(1 for m in msgs if m['role'] == 'tool')}"
         msgs.append({"role": "user", "content": text})
-        msgs.append({"role": "assistant", "content": "", "tool_calls": [
-            {"id": call_id, "type": "function", "function": {"name": tool, "arguments": dump_json(args)}}]})
+        msgs.append(_call_message(tool, args, call_id))
         result = synth_result(tool, args, self.rng)
         msgs.append({"role": "tool", "tool_call_id": call_id, "content": dump_json(result)})
         msgs.append({"role": "assistant", "content": answer_for(tool, result, self.rng)})

@@ -76,6 +76,11 @@ CLOSERS = _CHAT["closers"]
 SYSTEM_PROMPTS = _CHAT["system_prompts"]
 
 
+# A template's slot: `{oid}`, `{cid2}`. One pattern for filling, paraphrasing and template_regex, so that every
+# slot name a template may use is a slot everywhere (letters only once left `{cid2}` as literal text).
+_SLOT = re.compile(r"(\{[a-z][a-z0-9]*\})")
+
+
 # ----------------------------------------------------------------------------------------------- sampling
 @dataclass
 class Values:
@@ -288,10 +293,10 @@ class DialogueSampler:
         lower = rng.random() < 0.25
         upper = rng.random() < 0.03
         typos = rng.choice([0.0, 0.0, 0.0, 0.05, 0.12])
-        parts = re.split(r"(\{[a-z][a-z0-9]*\})", template)
+        parts = _SLOT.split(template)
         out = []
         for p in parts:
-            if re.fullmatch(r"\{[a-z][a-z0-9]*\}", p):
+            if _SLOT.fullmatch(p):
                 out.append(slots[p[1:-1]])
             else:
                 out.append(self._style(p, lower, upper, typos))
@@ -304,7 +309,7 @@ class DialogueSampler:
             w = m.group(0)
             alts = SYNONYMS.get(w.lower())
             return self.rng.choice(alts) if alts and self.rng.random() < p else w
-        parts = re.split(r"(\{[a-z][a-z0-9]*\})", template)
+        parts = _SLOT.split(template)
         return "".join(p_ if p_.startswith("{") else re.sub(r"[A-Za-z]+", swap, p_) for p_ in parts)
 
     def request(self, tool: str) -> tuple[str, dict[str, Any]]:
@@ -499,10 +504,10 @@ def template_regex(template: str, fills: dict[str, list[str]] | None = None) -> 
     """Every text the generator can write from `template`, as a regex: slots are wildcards (or one of
     their `fills`), wrapped in the generator's optional openers and closers, any casing. Tests and the
     phrase bank's build use it to prove that no held-out text is a form training writes."""
-    parts = re.split(r"(\{[a-z][a-z0-9]*\})", template)
+    parts = _SLOT.split(template)
     body = "".join(
         ("(?:" + "|".join(re.escape(v) for v in fills[p[1:-1]]) + ")" if fills and p[1:-1] in fills else ".+?")
-        if re.fullmatch(r"\{[a-z][a-z0-9]*\}", p) else re.escape(p) for p in parts)
+        if _SLOT.fullmatch(p) else re.escape(p) for p in parts)
     op = "|".join(re.escape(o) for o in OPENERS if o)
     cl = "|".join(re.escape(c) for c in CLOSERS if c)
     return re.compile(rf"(?:{op})?{body}(?:{cl})?", re.I)

@@ -247,11 +247,6 @@ def _batches(chunks: Iterator[list[Any]], cfg: TrainConfig, rng: random.Random, 
             yield ids, (lab, att, wts)
 
 
-def _flat(batch: tuple[Any, Any]) -> tuple[Any, Any, Any, Any]:
-    ids, (labels, att, wts) = batch
-    return ids, labels, att, wts
-
-
 def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | None = None,
           shape: ModelShape | None = None, log=print,
           evaluate: Callable[[Any, Any, list[dict[str, Any]]], float] | None = None) -> dict[str, Any]:
@@ -352,7 +347,8 @@ def train(out_dir: str | Path, tokenizer_dir: str | Path, cfg: TrainConfig | Non
         if cfg.max_minutes is not None and (elapsed0 + time.time() - t0) / 60 > cfg.max_minutes:
             log(f"time budget of {cfg.max_minutes} min reached at step {step}")
             break
-        ids, labels, att, wts = (t.to(device, non_blocking=True) for t in _flat(next(batches)))
+        ids, (labels, att, wts) = next(batches)
+        ids, labels, att, wts = (t.to(device, non_blocking=True) for t in (ids, labels, att, wts))
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
