@@ -21,9 +21,9 @@ HEADERS = {"Authorization": f"Bearer {KEY}"}
 
 
 @contextmanager
-def gateway(upstreams: list[str], **settings: Any) -> Iterator[str]:
-    """A gateway in a thread on a free port; yields its base URL."""
-    cfg = GatewaySettings(upstreams=upstreams, api_keys=[SecretStr(KEY)], **settings)
+def gateway(upstreams: list[str], extra_keys: tuple[str, ...] = (), **settings: Any) -> Iterator[str]:
+    """A gateway in a thread on a free port (it takes KEY and `extra_keys`); yields its base URL."""
+    cfg = GatewaySettings(upstreams=upstreams, api_keys=[SecretStr(k) for k in (KEY, *extra_keys)], **settings)
     srv = ServerThread(create_app(cfg)).start()
     try:
         yield f"http://127.0.0.1:{srv.port}"

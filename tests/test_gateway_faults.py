@@ -125,6 +125,20 @@ def test_rate_limit_per_key_is_429_with_retry_after():
     assert sum(lost(r) for r in results) == 0
 
 
+def test_rate_limit_keeps_its_retry_after_and_is_per_key():
+    """Retry-After is a promise: a client that waits that long is let in. Another key has a bucket of its own."""
+    other_key = "other-key-0123456789abcdef"
+    with fake_and_gateway(rate_limit="2/4 seconds", extra_keys=(other_key,)) as (_, url):  # room every 2 s
+        first = [ask(url) for _ in range(3)]
+        assert [r["status"] for r in first] == [200, 200, 429]
+        other = ask(url, headers={"Authorization": f"Bearer {other_key}"})
+        time.sleep(int(first[2]["headers"]["retry-after"]))
+        again = ask(url)
+    assert other["status"] == 200, "one key's full bucket does not refuse another key"
+    assert again["status"] == 200, "waiting Retry-After seconds is enough"
+    assert sum(lost(r) for r in [*first, other, again]) == 0
+
+
 def test_client_disconnect_cancels_the_upstream_request():
     with fake_and_gateway(fake={"token_delay_s": 0.2}) as (up, url):
         with httpx.stream("POST", url + "/v1/chat/completions", headers=HEADERS, trust_env=False,

@@ -29,7 +29,8 @@ class GatewaySettings(BaseSettings):
     concurrency: int = Field(1, ge=1,
                              description="requests sent upstream at once (1 for a server that generates one at a time)")
     max_queue: int = Field(32, ge=0, description="requests waiting for a turn; one more gets 503")
-    # per-key rate limit, in the `limits` library's notation ("20/second", "600/minute")
+    # per-key rate limit, in the `limits` library's notation ("20/second", "600/minute"): a leaky bucket that
+    # takes that many requests at once, then refills at that rate
     rate_limit: str = "20/second"
     # time: a whole request's budget, the gap allowed between two chunks, and the connect timeout
     deadline_s: float = Field(30.0, gt=0)
