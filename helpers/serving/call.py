@@ -22,6 +22,7 @@ from helpers.serving.upstream import (
     merge_tool_deltas,
     parse_completion,
     sse_events,
+    sse_lines,
 )
 
 
@@ -29,11 +30,12 @@ class Call:
     """One chat request's way through admission, retries and (for streams) forwarding."""
 
     def __init__(self, state: Any, request: Any, payload: dict[str, Any], deadline: float,
-                 serving: list[Any]) -> None:
+                 serving: list[Any], raw: bytes = b"") -> None:
         from helpers.runtimes.metrics import RequestRecord
 
         self.state, self.s, self.request, self.payload = state, state.settings, request, payload
         self.deadline, self.serving = deadline, serving
+        self.raw = raw
         self.rec = RequestRecord(model=payload["model"])
         self.tried: list[Any] = []
         self.n_attempts = 0
@@ -44,11 +46,13 @@ class Call:
         return self.deadline - time.monotonic()
 
     def _timeout(self, read: float) -> Any:
-        import httpx
+        """aiohttp's timeouts for one attempt: connect, and the longest wait for the next bytes; all within the
+        request's deadline (the whole attempt also runs under it, see `_admitted`)."""
+        import aiohttp
 
         left = max(0.001, self.remaining())
-        return httpx.Timeout(connect=min(self.s.connect_timeout_s, left), read=min(read, left), write=min(5.0, left),
-                             pool=left)
+        return aiohttp.ClientTimeout(total=None, sock_connect=min(self.s.connect_timeout_s, left),
+                                     sock_read=min(read, left))
 
     def _pick(self) -> Any:
         cands = self.state.pool.candidates(self.serving)
@@ -58,9 +62,33 @@ class Call:
         self.upstream_index = self.state.pool.upstreams.index(up)
         return up
 
+    async def _attempt(self, attempt_fn: Any) -> Any:
+        """One attempt on the next upstream, counted by upstream and outcome."""
+        self.n_attempts += 1
+        up = self._pick()
+        try:
+            result = await attempt_fn(up)
+        except UpstreamError as exc:
+            self.state.attempts.labels(up.url, exc.kind).inc()
+            raise
+        self.state.attempts.labels(up.url, "ok").inc()
+        return result
+
     async def _with_retries(self, attempt_fn: Any) -> Any:
-        """Attempts with exponential backoff and jitter, each on the next upstream, within the deadline."""
+        """Attempts with exponential backoff and jitter, each on the next upstream, within the deadline.
+
+        The first attempt is made straight away; tenacity takes over only when it fails, with that failure as
+        its attempt 1, so it decides whether and when to try again. Most requests never touch the retry
+        machinery: measured with an upstream that answers in 28 ms, building and running it for a request
+        that succeeds cost the gateway about 0.3 ms (code that is cold after the wait)."""
         from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+        try:
+            return await self._attempt(attempt_fn)
+        except UpstreamError as exc:
+            if not exc.retry or self.s.attempts == 1:
+                raise
+            failed: UpstreamError | None = exc
 
         def past_deadline(rs: Any) -> bool:
             return self.remaining() <= (getattr(rs, "upcoming_sleep", 0) or 0) + 0.01
@@ -72,15 +100,10 @@ class Call:
             retry=retry_if_exception(lambda e: isinstance(e, UpstreamError) and e.retry))
         async for attempt in retrying:
             with attempt:
-                self.n_attempts += 1
-                up = self._pick()
-                try:
-                    result = await attempt_fn(up)
-                except UpstreamError as exc:
-                    self.state.attempts.labels(up.url, exc.kind).inc()
-                    raise
-                self.state.attempts.labels(up.url, "ok").inc()
-                return result
+                if failed is not None:  # attempt 1, made above
+                    exc, failed = failed, None
+                    raise exc
+                return await self._attempt(attempt_fn)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     def _refusal(self, exc: BaseException) -> GatewayError:
@@ -104,63 +127,64 @@ class Call:
                             "bad_upstream")
 
     async def _send(self, up: Any, stream: bool) -> Any:
-        import httpx
+        import aiohttp
 
-        body = {**self.payload, "stream": stream}
-        req = self.state.pool.client.build_request(
-            "POST", up.url + "/chat/completions", json=body, headers=self.state.upstream_headers,
-            timeout=self._timeout(self.s.read_gap_s if stream else self.remaining()))
+        # the client's bytes go upstream as they came, unless `stream` must be set
+        raw = self.raw if bool(self.payload.get("stream")) == stream and self.raw else json.dumps(
+            {**self.payload, "stream": stream}).encode()
         try:
-            resp = await self.state.pool.client.send(req, stream=True)
-        except httpx.ConnectError as exc:
+            return await self.state.pool.client.post(
+                up.url + "/chat/completions", data=raw,
+                headers={"Content-Type": "application/json", **self.state.upstream_headers},
+                timeout=self._timeout(self.s.read_gap_s if stream else self.remaining()))
+        except aiohttp.ClientConnectorError as exc:
             self.state.pool.mark_down(up)
-            raise UpstreamError("connect", f"cannot connect to upstream {up.url} ({exc})", up.url)
-        except httpx.TimeoutException as exc:
+            raise UpstreamError("connect", f"cannot connect to upstream {up.url} ({exc.os_error})", up.url)
+        except TimeoutError as exc:
             raise UpstreamError("timeout", f"upstream {up.url} timed out ({type(exc).__name__})", up.url)
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise UpstreamError("broken", f"upstream {up.url} broke the connection ({type(exc).__name__})", up.url)
-        return resp
 
-    async def _attempt_complete(self, up: Any) -> dict[str, Any]:
-        import httpx
+    async def _attempt_complete(self, up: Any) -> tuple[dict[str, Any], bytes]:
+        import aiohttp
 
         resp = await self._send(up, stream=False)
         try:
-            content = await resp.aread()
-        except httpx.TimeoutException as exc:
+            content = await resp.read()
+        except TimeoutError as exc:
             raise UpstreamError("timeout", f"upstream {up.url} timed out ({type(exc).__name__})", up.url)
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise UpstreamError("broken", f"upstream {up.url} broke the connection ({type(exc).__name__})", up.url)
         finally:
-            await resp.aclose()
-        if resp.status_code != 200:
-            raise classify_status(resp.status_code, content, up.url)
-        return parse_completion(content, up.url)
+            resp.release()
+        if resp.status != 200:
+            raise classify_status(resp.status, content, up.url)
+        return parse_completion(content, up.url), content
 
     async def _attempt_open(self, up: Any) -> tuple[Any, Any, str]:
-        import httpx
+        import aiohttp
 
         resp = await self._send(up, stream=True)
         try:
-            if resp.status_code != 200:
-                raise classify_status(resp.status_code, await resp.aread(), up.url)
-            events = sse_events(resp.aiter_lines(), up.url)
+            if resp.status != 200:
+                raise classify_status(resp.status, await resp.read(), up.url)
+            events = sse_events(sse_lines(resp.content, up.url), up.url)
             raw, chunk = await anext(events)
             if raw == DONE:
                 raise UpstreamError("empty", f"upstream {up.url} ended its stream before any output", up.url)
             self._account(chunk)
             return resp, events, raw
         except StopAsyncIteration:
-            await resp.aclose()
+            resp.close()
             raise UpstreamError("empty", f"upstream {up.url} closed its stream before any event", up.url)
-        except httpx.TimeoutException as exc:
-            await resp.aclose()
+        except TimeoutError as exc:
+            resp.close()
             raise UpstreamError("timeout", f"upstream {up.url} sent nothing in time ({type(exc).__name__})", up.url)
-        except httpx.HTTPError as exc:
-            await resp.aclose()
+        except aiohttp.ClientError as exc:
+            resp.close()
             raise UpstreamError("broken", f"upstream {up.url} broke the connection ({type(exc).__name__})", up.url)
         except BaseException:
-            await resp.aclose()
+            resp.close()
             raise
 
     def _account(self, chunk: dict[str, Any] | None) -> None:
@@ -200,15 +224,21 @@ class Call:
         return False, task.result()
 
     async def complete(self, json_response: Any) -> Any:
-        """A non-streamed answer: retried freely (nothing reached the client yet); a disconnect cancels it."""
+        """A non-streamed answer: retried freely (nothing reached the client yet); a disconnect cancels it.
+        The upstream's bytes go to the client as they came; the metrics, audit and log record are written
+        right after they are sent, so the client does not wait for them."""
+        from starlette.background import BackgroundTask
+        from starlette.responses import Response
+
         self.state.metrics.running.inc()
         status, outcome = 500, "error"
         try:
             async with AsyncExitStack() as stack:
-                gone, doc = await self._unless_disconnected(self._admitted(stack, self._attempt_complete))
+                gone, answer = await self._unless_disconnected(self._admitted(stack, self._attempt_complete))
                 if gone:
                     status, outcome = 499, "client_disconnected"
                     return json_response(error_body("client disconnected", outcome), status_code=499)
+            doc, content = answer
             self.rec.first_token()
             usage = doc.get("usage") or {}
             self.rec.prompt_tokens = int(usage.get("prompt_tokens") or 0)
@@ -217,17 +247,23 @@ class Call:
                 f = tc.get("function") or {}
                 self.calls[i] = {"id": tc.get("id"), "name": f.get("name", ""), "arguments": f.get("arguments", "")}
             status, outcome = 200, "ok"
-            return json_response(doc, headers=self._headers())
+
+            async def finish() -> None:  # async: Starlette would run a plain function on a worker thread
+                self._finish(200, "ok")
+
+            return Response(content, media_type="application/json", headers=self._headers(),
+                            background=BackgroundTask(finish))
         except GatewayError as exc:
             status, outcome = exc.status, exc.code
             raise
         finally:
-            self._finish(status, outcome)
+            if outcome != "ok":
+                self._finish(status, outcome)
 
     async def stream(self, streaming_response: Any) -> Any:
         """A streamed answer: retried only until its first event; then forwarded, or ended by an error event."""
+        import aiohttp
         import anyio
-        import httpx
 
         self.state.metrics.running.inc()
         stack = AsyncExitStack()
@@ -260,17 +296,17 @@ class Call:
                     except StopAsyncIteration:
                         outcome, msg = "ended_early", "the upstream's stream ended before [DONE]: the answer is cut"
                         break
-                    except TimeoutError:
-                        outcome, msg = "deadline_exceeded", f"deadline of {self.s.deadline_s:g} s passed mid-stream"
-                        break
-                    except UpstreamError as exc:
-                        outcome, msg = exc.kind, str(exc)
-                        break
-                    except httpx.HTTPError as exc:  # read errors: the upstream stalled or broke the connection
-                        stalled = "Timeout" in type(exc).__name__
+                    except (aiohttp.ClientError, TimeoutError) as exc:  # read errors, or the deadline
+                        if not isinstance(exc, aiohttp.ClientError):  # asyncio.timeout's: the request's deadline
+                            outcome, msg = "deadline_exceeded", f"deadline of {self.s.deadline_s:g} s passed mid-stream"
+                            break
+                        stalled = isinstance(exc, aiohttp.ServerTimeoutError)  # silent longer than read_gap_s
                         outcome = "stalled" if stalled else "broken"
                         msg = (f"the upstream {'went silent' if stalled else 'broke the connection'} mid-stream "
                                f"({type(exc).__name__}): the answer is cut")
+                        break
+                    except UpstreamError as exc:
+                        outcome, msg = exc.kind, str(exc)
                         break
                     if raw == DONE:
                         yield b"data: [DONE]\n\n"
@@ -285,7 +321,9 @@ class Call:
                 raise
             finally:
                 with anyio.CancelScope(shield=True):
-                    await resp.aclose()
+                    # a whole stream's connection goes back to the pool; one left midway is closed, which is
+                    # what tells the upstream to stop generating
+                    resp.release() if outcome == "ok" else resp.close()
                     await stack.aclose()
                 self._finish(200, outcome)
 

@@ -41,7 +41,7 @@ class Upstream:
 
 
 class UpstreamPool:
-    """The upstreams in their configured order, the models each serves, and one httpx client for all."""
+    """The upstreams in their configured order, the models each serves, and one aiohttp session for all."""
 
     def __init__(self, urls: list[str], client: Any, cooldown_s: float = 2.0, models_ttl_s: float = 30.0,
                  guard: Any = None) -> None:
@@ -60,15 +60,15 @@ class UpstreamPool:
         up.down_until = time.monotonic() + self.cooldown_s
 
     async def _ask_models(self) -> None:
-        import httpx
+        import aiohttp
 
         async def ask_all() -> None:
             for up in self.upstreams:
                 try:
-                    r = await self.client.get(up.url + "/models", timeout=httpx.Timeout(2.0))
-                    r.raise_for_status()
-                    up.models = [m["id"] for m in r.json().get("data", [])]
-                except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                    async with self.client.get(up.url + "/models", timeout=aiohttp.ClientTimeout(total=2.0)) as r:
+                        r.raise_for_status()
+                        up.models = [m["id"] for m in (await r.json(content_type=None)).get("data", [])]
+                except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError, AttributeError):
                     up.models = []
 
         if self.guard is not None:
@@ -120,6 +120,16 @@ def parse_completion(body: bytes, upstream: str) -> dict[str, Any]:
     except (ValueError, KeyError, IndexError, TypeError):
         raise UpstreamError("malformed", "upstream answer is not a chat completion (malformed JSON)", upstream)
     return doc
+
+
+async def sse_lines(content: AsyncIterator[bytes], upstream: str) -> AsyncIterator[str]:
+    """The lines of a response body (aiohttp's `resp.content`) as text, without their line ends. A line longer
+    than the reader's buffer, or not UTF-8, raises UpstreamError (malformed)."""
+    try:
+        async for raw in content:
+            yield raw.decode("utf-8").rstrip("\r\n")
+    except (ValueError, UnicodeDecodeError) as exc:  # aiohttp: "Chunk too big"/"Line is too long"
+        raise UpstreamError("malformed", f"upstream sent a stream line that cannot be read ({exc})", upstream)
 
 
 async def sse_events(lines: AsyncIterator[str], upstream: str) -> AsyncIterator[tuple[str, dict[str, Any] | None]]:
