@@ -206,22 +206,31 @@ class Call:
             raise self._refusal(exc) from None
 
     async def _unless_disconnected(self, work: Any) -> tuple[bool, Any]:
-        """Run `work` (queue wait and upstream attempts) unless the client leaves first; then cancel it."""
-        task = asyncio.ensure_future(work)
-        watch = asyncio.ensure_future(_wait_disconnect(self.request))
+        """Run `work` (queue wait and upstream attempts) unless the client leaves first; then cancel it.
+
+        `work` runs in this task; a watcher task cancels this one when the client's disconnect arrives (one task
+        per request, not two: a second task and `asyncio.wait` cost about 0.1 ms a request)."""
+        me = asyncio.current_task()
+        assert me is not None
+        left = False
+
+        async def watch() -> None:
+            nonlocal left
+            await _wait_disconnect(self.request)
+            left = True
+            me.cancel()
+
+        watcher = asyncio.ensure_future(watch())
         try:
-            done, _ = await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+            return False, await work
         except asyncio.CancelledError:
-            task.cancel()
-            raise
-        finally:
-            watch.cancel()
-        if task not in done:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            if not left:  # cancelled from outside (server shutdown): not ours to swallow
+                raise
+            me.uncancel()
             self.state.disconnects.inc()
             return True, None
-        return False, task.result()
+        finally:
+            watcher.cancel()
 
     async def complete(self, json_response: Any) -> Any:
         """A non-streamed answer: retried freely (nothing reached the client yet); a disconnect cancels it.
