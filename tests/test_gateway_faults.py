@@ -117,6 +117,16 @@ def test_queue_full_is_503_with_retry_after_and_loses_nothing():
     assert sum(r["status"] == 200 and r["done"] for r in results) == 3, "1 running + 2 waiting were answered whole"
 
 
+def test_a_burst_at_a_cold_gateway_asks_the_models_once_and_queues_only_real_requests():
+    # the six arrive before anyone knows the model list; one discovery serves them all, so exactly one runs,
+    # two wait and three are turned away (asked one by one, the discoveries held the only slot in turn)
+    for _ in range(3):
+        with fake_and_gateway(fake={"latency_s": 0.0, "token_delay_s": 0.1}, concurrency=1, max_queue=2) as (up, url):
+            results = _many(url, 6, stream=True, text="w1 w2 w3")
+        assert sorted(r["status"] for r in results) == [200, 200, 200, 503, 503, 503]
+        assert up.models_asked == 1, f"{up.models_asked} model discoveries for one burst"
+
+
 def test_rate_limit_per_key_is_429_with_retry_after():
     with fake_and_gateway(rate_limit="3/minute") as (_, url):
         results = [ask(url) for _ in range(5)]

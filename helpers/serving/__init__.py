@@ -1,7 +1,7 @@
 """Serving: a gateway in front of any runtime's server, its load test, and the fault double (notebooks 21-23).
 
 A sibling of agents, quant and monitoring: it imports runtimes, eval and paths, never its siblings. Heavy
-imports (FastAPI, httpx, uvicorn, Locust) happen inside functions, so `import helpers.serving` stays fast.
+imports (FastAPI, uvicorn, aiohttp, httpx, Locust) happen inside functions, so `import helpers.serving` stays fast.
 """
 
 from helpers.serving.settings import GatewaySettings, read_key_file, write_key_file

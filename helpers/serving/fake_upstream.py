@@ -61,6 +61,7 @@ class FakeUpstream:
         self.faults_served: list[str] = []
         self.active = 0  # chat requests being answered now
         self.models_while_busy = 0  # GET /models that arrived while a chat was being answered
+        self.models_asked = 0  # GET /models in all
         self._lock = threading.Lock()
         self._server: Any = None
         self.port = port
@@ -87,6 +88,7 @@ class FakeUpstream:
 
         @app.get("/v1/models")
         async def models() -> dict[str, Any]:
+            me.models_asked += 1
             if me.active:
                 me.models_while_busy += 1
             return {"object": "list", "data": [{"id": FAKE_MODEL, "object": "model", "owned_by": "test-double"}]}

@@ -85,9 +85,15 @@ class UpstreamPool:
 
         stale = time.monotonic() - self._models_at > self.models_ttl_s
         known = any(up.models for up in self.upstreams)
+        in_flight = self._refreshing is not None and not self._refreshing.done()
         if force or (stale and not known):
-            await self._ask_models()
-        elif stale and (self._refreshing is None or self._refreshing.done()):
+            # one discovery at a time, awaited by every request that needs it: a burst at a cold gateway asks
+            # once (each asking in turn held the upstream slot, and the queue filled with requests that waited
+            # for nothing but the model list)
+            if not in_flight:
+                self._refreshing = asyncio.ensure_future(self._ask_models())
+            await asyncio.shield(self._refreshing)
+        elif stale and not in_flight:
             self._models_at = time.monotonic()  # one background refresh at a time
             self._refreshing = asyncio.ensure_future(self._ask_models())
         by_model: dict[str, list[Upstream]] = {}
