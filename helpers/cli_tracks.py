@@ -66,7 +66,7 @@ def _cmd_check_outputs(a: argparse.Namespace) -> int:
 
 
 def _cmd_gateway(a: argparse.Namespace) -> int:
-    from helpers.serving.server import run_gateway
+    from helpers.serving.server import run_gateway, run_passthrough
     from helpers.serving.settings import GatewaySettings, read_key_file
 
     fields = {"upstreams": a.upstream, "api_keys": [read_key_file(a.api_key_file)], "host": a.host, "port": a.port}
@@ -78,7 +78,7 @@ def _cmd_gateway(a: argparse.Namespace) -> int:
         settings = GatewaySettings(**fields)
     except ValidationError as exc:  # one line per problem
         raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
-    run_gateway(settings)
+    (run_passthrough if a.passthrough else run_gateway)(settings)
     return 0
 
 
@@ -201,6 +201,9 @@ def add_commands(sub) -> None:
     gw.add_argument("--max-queue", type=int, default=None, help="requests that may wait for a turn (default 32)")
     gw.add_argument("--rate-limit", default=None, help="per key, e.g. 20/second (default)")
     gw.add_argument("--deadline", type=float, default=None, help="seconds a request may take (default 30)")
+    gw.add_argument("--passthrough", action="store_true",
+                    help="serve a bare forwarder to the first upstream instead: the key check and nothing else, to "
+                         "measure what the hop costs (notebook 21); not a gateway")
     gw.set_defaults(func=_cmd_gateway)
     lt = sub.add_parser("loadtest", help="Locust against a gateway on 127.0.0.1: what was accepted, refused, lost")
     _loadtest_arguments(lt)

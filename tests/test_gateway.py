@@ -163,3 +163,24 @@ def test_gateway_command_refuses_bad_arguments_in_one_line(tmp_path, capsys):
     assert main(["gateway", "--upstream", "http://127.0.0.1:9/v1", "--api-key-file", str(tmp_path / "k")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: api_keys") and len(err.strip().splitlines()) == 1
+
+
+def test_the_passthrough_forwards_as_it_came_and_only_with_the_key(tmp_path):
+    """`gateway --passthrough`, as notebook 21 starts it: a real process, the key checked, the answer unchanged."""
+    from helpers.serving import GatewayProcess
+    from helpers.serving.fake_upstream import FakeUpstream, fake_answer
+
+    key_file = tmp_path / "key"
+    key = write_key_file(key_file).get_secret_value()
+    with FakeUpstream() as up, GatewayProcess([up.url], key_file, log_path=tmp_path / "log",
+                                              args=["--passthrough"]) as bare:
+        sent = body("measure the hop")
+        direct = httpx.post(up.url + "/chat/completions", json=sent, trust_env=False, timeout=10)
+        through = httpx.post(bare.url + "/v1/chat/completions", json=sent, trust_env=False, timeout=10,
+                             headers={"Authorization": f"Bearer {key}"})
+        refused = httpx.post(bare.url + "/v1/chat/completions", json=sent, trust_env=False, timeout=10,
+                             headers={"Authorization": "Bearer not-the-key"})
+    assert through.status_code == 200 and through.json()["choices"] == direct.json()["choices"]
+    assert through.json()["choices"][0]["message"]["content"] == fake_answer(sent["messages"])
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+    assert "passthrough" in (tmp_path / "log").read_text(), "the process says it is not a gateway"

@@ -48,6 +48,19 @@ def run_gateway(settings: GatewaySettings) -> None:
                 access_log=False, timeout_graceful_shutdown=5)
 
 
+def run_passthrough(settings: GatewaySettings) -> None:
+    """Serve the bare forwarder to the first upstream (the `gateway --passthrough` command; notebook 21)."""
+    import uvicorn
+
+    from helpers.serving.passthrough import create_passthrough_app
+
+    print(f"passthrough (no policy, for measuring) on http://{settings.host}:{settings.port} -> "
+          f"{settings.upstreams[0]}", flush=True)
+    uvicorn.run(create_passthrough_app(settings.upstreams[0], settings.api_keys[0].get_secret_value()),
+                host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=5)
+
+
 class ServerThread:
     """An ASGI app served by uvicorn on 127.0.0.1 in a daemon thread (tests and the fault double)."""
 
