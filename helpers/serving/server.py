@@ -54,6 +54,8 @@ def run_passthrough(settings: GatewaySettings) -> None:
 
     from helpers.serving.passthrough import create_passthrough_app
 
+    if settings.host not in LOOPBACK:
+        print(f"warning: binding {settings.host} exposes the passthrough beyond this machine", file=sys.stderr)
     print(f"passthrough (no policy, for measuring) on http://{settings.host}:{settings.port} -> "
           f"{settings.upstreams[0]}", flush=True)
     uvicorn.run(create_passthrough_app(settings.upstreams[0], settings.api_keys[0].get_secret_value()),
