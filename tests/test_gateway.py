@@ -83,10 +83,18 @@ def test_no_key_wrong_key_and_bad_bodies_get_clear_errors():
         assert r.status_code == 400 and "messages" in r.json()["error"]["message"]
         r = c.post("/v1/chat/completions", json=body(max_tokens=10**6), headers=HEADERS)
         assert r.status_code == 400 and "max_tokens" in r.json()["error"]["message"]
+        r = c.post("/v1/chat/completions", json={**body(), "stream": "false"}, headers=HEADERS)
+        assert r.status_code == 400 and "'stream' must be true or false" in r.json()["error"]["message"]
+        # a key given twice: what goes upstream is what the gateway checked (Python keeps the last), never the
+        # client's bytes, which a parser that keeps the first would read as max_tokens=1000000
+        twice = (b'{"model": "fake-slm", "max_tokens": 1000000, "max_tokens": 8, '
+                 b'"messages": [{"role": "user", "content": "hi"}]}')
+        r = c.post("/v1/chat/completions", content=twice, headers={**HEADERS, "Content-Type": "application/json"})
+        assert r.status_code == 200 and up.last_body["max_tokens"] == 8 and b"1000000" not in up.last_raw
         r = c.post("/v1/chat/completions", json={**body(), "model": "gpt-9"}, headers=HEADERS)
         assert (r.status_code, r.json()["error"]["code"]) == (404, "model_not_found")
         assert "fake-slm" in r.json()["error"]["message"]
-        assert up.requests == 0, "nothing refused reached the upstream"
+        assert up.requests == 1, "nothing refused reached the upstream (the one request is the key given twice)"
         assert not lost(ask(url)), "and a good request still gets its whole answer"
 
 

@@ -198,3 +198,38 @@ def test_model_discovery_never_overlaps_a_running_request():
             results = list(pool.map(staggered, range(6)))
     assert sum(lost(r, "a b c d e f") for r in results) == 0
     assert up.models_while_busy == 0, f"{up.models_while_busy} /models requests overlapped a running answer"
+
+
+def test_a_stream_cancelled_before_its_first_step_still_frees_its_slot():
+    """Starlette (ASGI 2.3, as uvicorn speaks it) races the body against the client's disconnect; a client gone at
+    once can cancel the body before its first step, so the body's own `finally` never runs. The response's
+    cleanup must run anyway: it is what frees the upstream slot."""
+    import asyncio
+
+    from starlette.responses import StreamingResponse
+
+    from helpers.serving.call import with_cleanup
+
+    body_started, cleaned = [], []
+
+    async def body():
+        body_started.append(True)
+        yield b"data: x\n\n"
+
+    async def cleanup():
+        cleaned.append(True)
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        await asyncio.sleep(0)
+
+    async def serve():
+        answer = with_cleanup(StreamingResponse)(body(), media_type="text/event-stream")
+        answer.cleanup = cleanup
+        await answer({"type": "http", "asgi": {"spec_version": "2.3"}}, receive, send)
+
+    asyncio.run(serve())
+    assert cleaned == [True], "the cleanup ran exactly once"
+    assert body_started == [], "this test did reach the case where the body never started"

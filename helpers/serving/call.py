@@ -5,6 +5,7 @@ the stream with an explicit error event. A client that leaves cancels the work o
 """
 
 import asyncio
+import functools
 import hashlib
 import json
 import math
@@ -26,16 +27,36 @@ from helpers.serving.upstream import (
 )
 
 
+@functools.lru_cache(maxsize=None)
+def with_cleanup(base: type) -> type:
+    """`base` (a Starlette response class) that awaits its `cleanup` once it is sent, or failed to be sent, or was
+    never started: Starlette may cancel a streamed response before its body's first step (the client left in the
+    same moment), and the body's own `finally` never runs then."""
+    import anyio
+
+    class WithCleanup(base):  # type: ignore[valid-type, misc]
+        cleanup: Any = None
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                if self.cleanup is not None:
+                    with anyio.CancelScope(shield=True):
+                        await self.cleanup()
+
+    return WithCleanup
+
+
 class Call:
     """One chat request's way through admission, retries and (for streams) forwarding."""
 
     def __init__(self, state: Any, request: Any, payload: dict[str, Any], deadline: float,
-                 serving: list[Any], raw: bytes = b"") -> None:
+                 serving: list[Any]) -> None:
         from helpers.runtimes.metrics import RequestRecord
 
         self.state, self.s, self.request, self.payload = state, state.settings, request, payload
         self.deadline, self.serving = deadline, serving
-        self.raw = raw
         self.rec = RequestRecord(model=payload["model"])
         self.tried: list[Any] = []
         self.n_attempts = 0
@@ -129,9 +150,9 @@ class Call:
     async def _send(self, up: Any, stream: bool) -> Any:
         import aiohttp
 
-        # the client's bytes go upstream as they came, unless `stream` must be set
-        raw = self.raw if bool(self.payload.get("stream")) == stream and self.raw else json.dumps(
-            {**self.payload, "stream": stream}).encode()
+        # what the gateway checked goes upstream, not the client's bytes: with a key given twice, Python keeps the
+        # last and another parser may keep the first (a second `max_tokens` would slip past the cap)
+        raw = json.dumps({**self.payload, "stream": stream}).encode()
         try:
             return await self.state.pool.client.post(
                 up.url + "/chat/completions", data=raw,
@@ -216,7 +237,10 @@ class Call:
 
         async def watch() -> None:
             nonlocal left
-            await _wait_disconnect(self.request)
+            try:
+                await _wait_disconnect(self.request)
+            except Exception:  # the connection's own failure: the request's work will meet it
+                return
             left = True
             me.cancel()
 
@@ -224,9 +248,8 @@ class Call:
         try:
             return False, await work
         except asyncio.CancelledError:
-            if not left:  # cancelled from outside (server shutdown): not ours to swallow
+            if not left or me.uncancel() > 0:  # cancelled from outside (server shutdown): not ours to swallow
                 raise
-            me.uncancel()
             self.state.disconnects.inc()
             return True, None
         finally:
@@ -236,7 +259,6 @@ class Call:
         """A non-streamed answer: retried freely (nothing reached the client yet); a disconnect cancels it.
         The upstream's bytes go to the client as they came; the metrics, audit and log record are written
         right after they are sent, so the client does not wait for them."""
-        from starlette.background import BackgroundTask
         from starlette.responses import Response
 
         self.state.metrics.running.inc()
@@ -257,11 +279,12 @@ class Call:
                 self.calls[i] = {"id": tc.get("id"), "name": f.get("name", ""), "arguments": f.get("arguments", "")}
             status, outcome = 200, "ok"
 
-            async def finish() -> None:  # async: Starlette would run a plain function on a worker thread
+            async def finish() -> None:
                 self._finish(200, "ok")
 
-            return Response(content, media_type="application/json", headers=self._headers(),
-                            background=BackgroundTask(finish))
+            answer = with_cleanup(Response)(content, media_type="application/json", headers=self._headers())
+            answer.cleanup = finish  # after the last byte, or when sending failed: never skipped
+            return answer
         except GatewayError as exc:
             status, outcome = exc.status, exc.code
             raise
@@ -329,15 +352,32 @@ class Call:
                 self.state.disconnects.inc()
                 raise
             finally:
-                with anyio.CancelScope(shield=True):
-                    # a whole stream's connection goes back to the pool; one left midway is closed, which is
-                    # what tells the upstream to stop generating
-                    resp.release() if outcome == "ok" else resp.close()
-                    await stack.aclose()
-                self._finish(200, outcome)
+                await close(outcome)
 
-        return streaming_response(forward(), media_type="text/event-stream",
-                                  headers={"Cache-Control": "no-cache", **self._headers()})
+        closed = False
+
+        async def close(outcome: str) -> None:
+            """Once: the upstream response and the slot, then metrics and the log record."""
+            nonlocal closed
+            if closed:
+                return
+            closed = True
+            with anyio.CancelScope(shield=True):
+                # a whole stream's connection goes back to the pool; one left midway is closed, which is what
+                # tells the upstream to stop generating
+                resp.release() if outcome == "ok" else resp.close()
+                await stack.aclose()
+            self._finish(200, outcome)
+
+        async def never_started() -> None:  # the client left before the body's first step
+            if not closed:
+                self.state.disconnects.inc()
+            await close("client_disconnected")
+
+        answer = with_cleanup(streaming_response)(forward(), media_type="text/event-stream",
+                                                  headers={"Cache-Control": "no-cache", **self._headers()})
+        answer.cleanup = never_started
+        return answer
 
     def _headers(self) -> dict[str, str]:
         return {"x-edge-slm-upstream": str(self.upstream_index), "x-edge-slm-attempts": str(self.n_attempts)}

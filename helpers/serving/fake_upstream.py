@@ -62,6 +62,7 @@ class FakeUpstream:
         self.active = 0  # chat requests being answered now
         self.models_while_busy = 0  # GET /models that arrived while a chat was being answered
         self.models_asked = 0  # GET /models in all
+        self.last_raw, self.last_body = b"", {}  # the last chat request's body
         self._lock = threading.Lock()
         self._server: Any = None
         self.port = port
@@ -95,7 +96,8 @@ class FakeUpstream:
 
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Response:
-            body = await request.json()
+            me.last_raw = await request.body()  # what the gateway sent, as bytes and as parsed
+            body = me.last_body = json.loads(me.last_raw)
             fault = me._next_fault()
             me.active += 1
             resp = None
