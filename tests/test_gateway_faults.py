@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-from gateway_util import HEADERS, KEY, ask, fake_and_gateway, gateway, lost
+from gateway_util import HEADERS, KEY, ask, body, fake_and_gateway, gateway, lost
 
 from helpers.serving.fake_upstream import FakeUpstream
 
@@ -233,3 +233,26 @@ def test_a_stream_cancelled_before_its_first_step_still_frees_its_slot():
     asyncio.run(serve())
     assert cleaned == [True], "the cleanup ran exactly once"
     assert body_started == [], "this test did reach the case where the body never started"
+
+
+def test_the_model_list_is_asked_within_the_request_deadline():
+    # two upstreams that take the connection and never answer: asking each for its models takes its 2 s
+    # timeout, longer than the request's 1 s deadline, which ends the request (504) on time
+    import socket
+
+    silent = [socket.socket() for _ in range(2)]
+    for s in silent:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+    urls = [f"http://127.0.0.1:{s.getsockname()[1]}/v1" for s in silent]
+    try:
+        with FakeUpstream() as up, gateway([*urls, up.url], deadline_s=1.0) as url:
+            t0 = time.monotonic()
+            r = httpx.post(url + "/v1/chat/completions", headers=HEADERS, json=body(), timeout=10, trust_env=False)
+            waited = time.monotonic() - t0
+    finally:
+        for s in silent:
+            s.close()
+    assert (r.status_code, r.json()["error"]["code"]) == (504, "deadline_exceeded"), r.text
+    assert waited < 1.8, f"answered after {waited:.1f} s, past the 1 s deadline"
+    assert up.requests == 0

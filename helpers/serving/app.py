@@ -15,6 +15,7 @@
 """
 
 
+import asyncio
 import hmac
 import json
 import math
@@ -172,9 +173,14 @@ def create_app(settings: GatewaySettings) -> Any:
         deadline = time.monotonic() + settings.deadline_s
         payload = _check_payload(await _read_body(request, settings.max_body_bytes), settings)
         model, stream = payload["model"], bool(payload.get("stream"))
-        by_model = await state.pool.refresh_models()
-        if model not in by_model:
-            by_model = await state.pool.refresh_models(force=True)
+        try:  # asking the upstreams for their models waits for a free slot: within the request's deadline
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                by_model = await state.pool.refresh_models()
+                if model not in by_model:
+                    by_model = await state.pool.refresh_models(force=True)
+        except TimeoutError:
+            raise GatewayError(504, f"deadline of {settings.deadline_s:g} s passed while the upstreams were asked "
+                               "for their models (every slot was busy)", "deadline_exceeded") from None
         if not by_model:
             raise _all_down()
         if model not in by_model:
