@@ -24,6 +24,7 @@ from helpers.serving.upstream import (
     parse_completion,
     sse_events,
     sse_lines,
+    transport_errors,
 )
 
 
@@ -148,34 +149,25 @@ class Call:
                             "bad_upstream")
 
     async def _send(self, up: Any, stream: bool) -> Any:
-        import aiohttp
-
         # what the gateway checked goes upstream, not the client's bytes: with a key given twice, Python keeps the
         # last and another parser may keep the first (a second `max_tokens` would slip past the cap)
         raw = json.dumps({**self.payload, "stream": stream}).encode()
         try:
-            return await self.state.pool.client.post(
-                up.url + "/chat/completions", data=raw,
-                headers={"Content-Type": "application/json", **self.state.upstream_headers},
-                timeout=self._timeout(self.s.read_gap_s if stream else self.remaining()))
-        except aiohttp.ClientConnectorError as exc:
-            self.state.pool.mark_down(up)
-            raise UpstreamError("connect", f"cannot connect to upstream {up.url} ({exc.os_error})", up.url)
-        except TimeoutError as exc:
-            raise UpstreamError("timeout", f"upstream {up.url} timed out ({type(exc).__name__})", up.url)
-        except aiohttp.ClientError as exc:
-            raise UpstreamError("broken", f"upstream {up.url} broke the connection ({type(exc).__name__})", up.url)
+            with transport_errors(up.url):
+                return await self.state.pool.client.post(
+                    up.url + "/chat/completions", data=raw,
+                    headers={"Content-Type": "application/json", **self.state.upstream_headers},
+                    timeout=self._timeout(self.s.read_gap_s if stream else self.remaining()))
+        except UpstreamError as exc:
+            if exc.kind == "connect":
+                self.state.pool.mark_down(up)
+            raise
 
     async def _attempt_complete(self, up: Any) -> tuple[dict[str, Any], bytes]:
-        import aiohttp
-
         resp = await self._send(up, stream=False)
         try:
-            content = await resp.read()
-        except TimeoutError as exc:
-            raise UpstreamError("timeout", f"upstream {up.url} timed out ({type(exc).__name__})", up.url)
-        except aiohttp.ClientError as exc:
-            raise UpstreamError("broken", f"upstream {up.url} broke the connection ({type(exc).__name__})", up.url)
+            with transport_errors(up.url):
+                content = await resp.read()
         finally:
             resp.release()
         if resp.status != 200:
@@ -183,27 +175,21 @@ class Call:
         return parse_completion(content, up.url), content
 
     async def _attempt_open(self, up: Any) -> tuple[Any, Any, str]:
-        import aiohttp
-
         resp = await self._send(up, stream=True)
         try:
-            if resp.status != 200:
-                raise classify_status(resp.status, await resp.read(), up.url)
-            events = sse_events(sse_lines(resp.content, up.url), up.url)
-            raw, chunk = await anext(events)
+            with transport_errors(up.url, "sent nothing in time"):
+                if resp.status != 200:
+                    raise classify_status(resp.status, await resp.read(), up.url)
+                events = sse_events(sse_lines(resp.content, up.url), up.url)
+                try:
+                    raw, chunk = await anext(events)
+                except StopAsyncIteration:
+                    raise UpstreamError("empty", f"upstream {up.url} closed its stream before any event",
+                                        up.url) from None
             if raw == DONE:
                 raise UpstreamError("empty", f"upstream {up.url} ended its stream before any output", up.url)
             self._account(chunk)
             return resp, events, raw
-        except StopAsyncIteration:
-            resp.close()
-            raise UpstreamError("empty", f"upstream {up.url} closed its stream before any event", up.url)
-        except TimeoutError as exc:
-            resp.close()
-            raise UpstreamError("timeout", f"upstream {up.url} sent nothing in time ({type(exc).__name__})", up.url)
-        except aiohttp.ClientError as exc:
-            resp.close()
-            raise UpstreamError("broken", f"upstream {up.url} broke the connection ({type(exc).__name__})", up.url)
         except BaseException:
             resp.close()
             raise

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +106,22 @@ class UpstreamPool:
     def candidates(self, serving: list[Upstream]) -> list[Upstream]:
         """Healthy upstreams first, each group in the configured order."""
         return sorted(serving, key=lambda u: (not u.healthy, self.upstreams.index(u)))
+
+
+@contextmanager
+def transport_errors(upstream: str, timed_out: str = "timed out") -> Iterator[None]:
+    """aiohttp's failures inside the block as UpstreamError: connection refused (`connect`), a timeout
+    (`timeout`, said as `timed_out`), any other client error (`broken`)."""
+    import aiohttp
+
+    try:
+        yield
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamError("connect", f"cannot connect to upstream {upstream} ({exc.os_error})", upstream)
+    except TimeoutError as exc:  # before ClientError: aiohttp's own timeouts are both
+        raise UpstreamError("timeout", f"upstream {upstream} {timed_out} ({type(exc).__name__})", upstream)
+    except aiohttp.ClientError as exc:
+        raise UpstreamError("broken", f"upstream {upstream} broke the connection ({type(exc).__name__})", upstream)
 
 
 def classify_status(status: int, body: bytes, upstream: str) -> UpstreamError:
