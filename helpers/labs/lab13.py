@@ -123,6 +123,9 @@ def check_grammar(fn: Callable[[list[dict[str, Any]]], str], model, tokenizer, s
         "offered tool")
 
 
+HOLD_TOKENS = 400  # the length of the check's own generation, which keeps the only slot busy
+
+
 def check_client(fn: Callable[..., dict[str, Any]], model_dir: str | Path | None = None, burst: int = 2) -> None:
     """Lab 13, task 3: `fn(http, payload)` posts `payload` to `/v1/chat/completions` with the httpx client `http`
     and returns the JSON answer; on 503 it waits the `Retry-After` seconds and tries again."""
@@ -146,10 +149,27 @@ def check_client(fn: Callable[..., dict[str, Any]], model_dir: str | Path | None
         retry = float(response.headers.get("retry-after") or 0)
         log.setdefault(threading.get_ident(), []).append((time.monotonic(), "response", response.status_code, retry))
 
+    # the check's own request takes the one slot first and keeps it: a tool whose note must be longer than the
+    # token limit allows, so the model writes until `max_tokens` (about a second); your requests arrive while it
+    # runs, so the first answer each of them gets is a 503, whatever the speed of the machine
+    long_note = [{"type": "function", "function": {"name": "write_note", "parameters": {
+        "type": "object", "properties": {"text": {"type": "string", "minLength": 4000}}, "required": ["text"]}}}]
+    holder = {**payload, "tools": long_note, "max_tokens": HOLD_TOKENS}
     settings = ServiceSettings(folder, max_concurrency=1, max_queue=0, request_timeout_s=60)
-    with serve_in_thread(settings) as (url, _service), httpx.Client(
+    with serve_in_thread(settings) as (url, service), httpx.Client(
             base_url=url + "/v1", timeout=60, event_hooks={"request": [on_request], "response": [on_response]},
             limits=httpx.Limits(max_connections=burst)) as http:
+        held: list[Any] = [None]
+
+        def hold() -> None:
+            with httpx.Client(base_url=url + "/v1", timeout=60) as own:
+                held[0] = own.post("/chat/completions", json=holder)
+
+        holding = threading.Thread(target=hold)
+        holding.start()
+        until = time.monotonic() + 30
+        while service.limiter.running < 1 and holding.is_alive() and time.monotonic() < until:
+            time.sleep(0.002)  # until the check's request is generating
         results: list[Any] = [None] * burst
 
         def run(i: int) -> None:
@@ -163,6 +183,8 @@ def check_client(fn: Callable[..., dict[str, Any]], model_dir: str | Path | None
             t.start()
         for t in threads:
             t.join(120)
+        holding.join(60)
+    assert held[0] is not None and held[0].status_code == 200, f"the check's own request failed: {held[0]}"
     for i, r in enumerate(results):
         assert not isinstance(r, Exception), (f"request {i} raised {type(r).__name__}: {r}; on HTTP 503 wait "
                                               "float(response.headers['Retry-After']) seconds and send it again")
@@ -170,7 +192,8 @@ def check_client(fn: Callable[..., dict[str, Any]], model_dir: str | Path | None
             f"request {i} returned {str(r)[:160]}: on 503 (error code queue_full) wait Retry-After seconds and "
             "retry, and return response.json() of the 200 answer")
     refused = [e for events in log.values() for e in events if e[1] == "response" and e[2] == 503]
-    assert refused, "the service never refused a request, so nothing was checked: run the check again"
+    assert refused, ("the service never refused a request while the check's own request held its only slot: "
+                     "send each request once per attempt, from the `http` client you were given")
     for events in log.values():
         for k, (t, kind, status, retry) in enumerate(events):
             if kind == "response" and status == 503 and k + 1 < len(events):

@@ -22,142 +22,16 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 
 from helpers.runtimes.metrics import RequestRecord, ServerMetrics
+from helpers.runtimes.ortgenai_api import (UNSUPPORTED, ChatRequest, NamedToolChoice, ServiceError, schema_problem,
+                                           validation_message)
 
 PROVIDER = "onnxruntime_genai"
-# OpenAI fields this service cannot honour: refused with 400, never dropped (the contract suite caught `stop`)
-UNSUPPORTED = ("stop", "logprobs", "top_logprobs", "logit_bias", "presence_penalty", "frequency_penalty")
-
-
-# ---- typed requests (OpenAI chat completions; fields a client may send and this server ignores are dropped)
-class _In(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class FunctionDef(_In):
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    description: str | None = None
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
-
-    @field_validator("parameters")
-    @classmethod
-    def _is_json_schema(cls, v: dict[str, Any]) -> dict[str, Any]:
-        problem = schema_problem(json.dumps(v, sort_keys=True))
-        if problem:
-            raise ValueError(f"not a valid JSON Schema ({problem})")
-        return v
-
-
-@lru_cache(maxsize=256)
-def schema_problem(schema_text: str) -> str | None:
-    """Why a JSON Schema (as JSON text) is invalid, or None. Cached: checking the workbook's ten tool schemas
-    takes about 30 ms, three times the HTTP cost of a request, and clients send the same tools every time."""
-    from helpers.domain.tools import jsonschema_module
-
-    jsonschema = jsonschema_module()
-
-    try:
-        jsonschema.Draft202012Validator.check_schema(json.loads(schema_text))
-    except jsonschema.SchemaError as exc:
-        return exc.message
-    return None
-
-
-class ToolDef(_In):
-    type: Literal["function"]
-    function: FunctionDef
-
-
-class CallFunction(_In):
-    name: str
-    arguments: str | dict[str, Any] = "{}"
-
-
-class CallIn(_In):
-    id: str | None = None
-    type: Literal["function"] = "function"
-    function: CallFunction
-
-
-class TextPart(_In):
-    type: Literal["text"]
-    text: str
-
-
-class ChatMessage(_In):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
-    tool_calls: list[CallIn] | None = None
-    tool_call_id: str | None = None
-
-    @model_validator(mode="after")
-    def _has_content(self) -> "ChatMessage":
-        if self.content is None and not (self.role == "assistant" and self.tool_calls):
-            raise ValueError(f"a {self.role} message needs content")
-        return self
-
-    def plain(self) -> dict[str, Any]:
-        """The message as the workbook's chat template takes it (`developer` is a system message)."""
-        m = self.model_dump(exclude_none=True)
-        m["role"] = "system" if self.role == "developer" else self.role
-        return m
-
-
-class NamedFunction(_In):
-    name: str
-
-
-class NamedToolChoice(_In):
-    type: Literal["function"]
-    function: NamedFunction
-
-
-class StreamOptions(_In):
-    include_usage: bool = False
-
-
-class ChatRequest(_In):
-    model: str = Field(min_length=1)
-    messages: list[ChatMessage] = Field(min_length=1)
-    tools: list[ToolDef] | None = None
-    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
-    temperature: float = Field(0.0, ge=0, le=2)  # greedy unless asked: the workbook compares answers
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    seed: int | None = None
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    n: int = Field(1, ge=1, le=1)
-
-
-# ---- errors: one line, OpenAI's shape, never a path or a traceback
-class ServiceError(Exception):
-    """An HTTP error answered as `{"error": {"message", "type", "code"}}`."""
-
-    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code, self.headers = status, message, code, headers or {}
-
-    def body(self) -> dict[str, Any]:
-        kind = "invalid_request_error" if self.status < 500 else "server_error"
-        return {"error": {"message": self.message, "type": kind, "param": None, "code": self.code}}
-
-
-def validation_message(exc: ValidationError) -> str:
-    """A pydantic error as one line: where, and what is wrong (the input itself is not echoed)."""
-    parts = []
-    for e in exc.errors()[:3]:
-        where = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("function-after", "literal[", "list[")))
-        parts.append(f"{where or 'body'}: {e['msg']}")
-    more = f" (and {len(exc.errors()) - 3} more)" if len(exc.errors()) > 3 else ""
-    return "; ".join(parts) + more
 
 
 @dataclass
@@ -342,13 +216,15 @@ class Service:
                 put(("error", exc), now=False)
             finally:
                 self.metrics.running.dec()
-                self.metrics.observe(rec)
                 seconds = time.perf_counter() - t0
 
                 def finish() -> None:  # on the event loop: free the slot, then deliver what is left
                     self.limiter.release(seconds)
                     for item in pending:
                         queue.put_nowait(item)
+                    # the request's metrics after its answer has gone out (the route runs first): the answer
+                    # does not wait for them, and they come before any later /metrics scrape
+                    loop.call_soon(self.metrics.observe, rec)
 
                 try:
                     loop.call_soon_threadsafe(finish)
