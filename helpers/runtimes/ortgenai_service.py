@@ -167,13 +167,15 @@ class Service:
                                "unsupported_parameter")
         return req
 
-    def start(self, req: ChatRequest, produce, deadline: float, arrived: float) -> asyncio.Queue:
+    def start(self, req: ChatRequest, produce, deadline: float, arrived: float,
+              offered: list[dict[str, Any]] | None = None) -> asyncio.Queue:
         """Generate for `req` in a worker thread that holds the slot taken by the caller and frees it when done.
 
         On the returned queue arrive ("started", prompt tokens), then ("item", x) for each x of
         `produce(pieces, tools, record)` (pieces: the engine's (text, finish) pairs), then ("end", output tokens),
         or ("error", exception) at any point. `queue.cancel` (an Event) stops the generation at the next token.
-        `arrived` (`time.perf_counter()`) starts the request's metrics, so they include the wait for a slot."""
+        `arrived` (`time.perf_counter()`) starts the request's metrics, so they include the wait for a slot;
+        `offered` is `req.tools` as plain dicts (dumped once per request by the caller)."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         cancel = threading.Event()
@@ -181,7 +183,9 @@ class Service:
         rec = RequestRecord(model=self.engine.model_id, started=arrived)
         messages = [m.plain() for m in req.messages]
         choice = req.tool_choice.model_dump() if isinstance(req.tool_choice, NamedToolChoice) else req.tool_choice
-        tools = [t.model_dump() for t in req.tools] if req.tools and choice != "none" else None
+        if offered is None and req.tools:
+            offered = [t.model_dump() for t in req.tools]
+        tools = offered if choice != "none" else None
         max_tokens = req.max_completion_tokens or req.max_tokens or self.settings.default_max_tokens
 
         pending: list[tuple[str, Any]] = []  # items handed over together with the slot, in one wake-up
@@ -346,7 +350,8 @@ def create_app(settings: ServiceSettings, autoload: bool = True, on_load_failure
                     text += piece
                     finish = fin or finish
                 yield text, finish
-        queue = service.start(req, produce, deadline, arrived_perf)
+        offered = [t.model_dump() for t in req.tools] if req.tools else None
+        queue = service.start(req, produce, deadline, arrived_perf, offered)
         kind, value = await queue.get()
         if kind == "error":  # before any token: a proper status code
             raise as_service_error(value)
@@ -360,7 +365,7 @@ def create_app(settings: ServiceSettings, autoload: bool = True, on_load_failure
             if kind == "error":
                 raise as_service_error(n_out)
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n_out, "total_tokens": prompt_tokens + n_out}
-            msg, finish, _ = reply_message(raw, req.tools and [t.model_dump() for t in req.tools], finish)
+            msg, finish, _ = reply_message(raw, offered, finish)
             return JSONResponse({"id": "chatcmpl-" + uuid.uuid4().hex[:12], "object": "chat.completion",  # as is:
                                  "created": int(time.time()), "model": model_id,  # no response-model pass
                                  "choices": [{"index": 0, "message": msg, "finish_reason": finish, "logprobs": None}],
