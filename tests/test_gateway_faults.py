@@ -256,3 +256,40 @@ def test_the_model_list_is_asked_within_the_request_deadline():
     assert (r.status_code, r.json()["error"]["code"]) == (504, "deadline_exceeded"), r.text
     assert waited < 1.8, f"answered after {waited:.1f} s, past the 1 s deadline"
     assert up.requests == 0
+
+
+def test_closing_the_pool_cancels_a_background_model_refresh():
+    # an upstream that takes the connection and never answers: the background refresh of a stale model list is
+    # still waiting when the gateway shuts down; it is cancelled, not left to fail later on a closed session
+    # ("Task exception was never retrieved ... Session is closed", seen at the end of a test run)
+    import asyncio
+    import socket
+
+    import aiohttp
+
+    from helpers.serving.upstream import UpstreamPool
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+
+    async def scenario() -> tuple[bool, list[dict]]:
+        loop = asyncio.get_running_loop()
+        unhandled: list[dict] = []
+        loop.set_exception_handler(lambda _loop, ctx: unhandled.append(ctx))
+        async with aiohttp.ClientSession() as client:
+            pool = UpstreamPool([url], client, models_ttl_s=0.0)
+            pool.upstreams[0].models = ["m"]  # known but stale: refreshed in the background
+            assert "m" in await pool.refresh_models()
+            await asyncio.sleep(0.05)
+            refreshing = pool._refreshing
+            assert refreshing is not None and not refreshing.done(), "the refresh is waiting on the silent upstream"
+            await pool.aclose()
+        return refreshing.cancelled(), unhandled
+
+    try:
+        cancelled, unhandled = asyncio.run(scenario())
+    finally:
+        silent.close()
+    assert cancelled and not unhandled, unhandled

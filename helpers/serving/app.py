@@ -106,6 +106,7 @@ def create_app(settings: GatewaySettings) -> Any:
         state.pool = UpstreamPool(settings.upstreams, client, cooldown_s=settings.upstream_cooldown_s,
                                   models_ttl_s=settings.models_ttl_s, guard=state.admission.sem)
         yield
+        await state.pool.aclose()
         await client.close()
 
     app = FastAPI(title="edge-slm gateway", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)

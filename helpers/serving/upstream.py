@@ -103,6 +103,18 @@ class UpstreamPool:
                 by_model.setdefault(m, []).append(up)
         return by_model
 
+    async def aclose(self) -> None:
+        """Cancel a discovery still running (a background refresh must not outlive the client session it uses)."""
+        import asyncio
+
+        if self._refreshing is not None and not self._refreshing.done():
+            self._refreshing.cancel()
+            try:
+                await self._refreshing
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise  # this task itself is being cancelled: pass it on
+
     def candidates(self, serving: list[Upstream]) -> list[Upstream]:
         """Healthy upstreams first, each group in the configured order."""
         return sorted(serving, key=lambda u: (not u.healthy, self.upstreams.index(u)))
