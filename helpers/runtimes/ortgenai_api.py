@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+# the parts of a message and of a streaming request that both servers read alike (`python -m helpers serve`)
+from helpers.runtimes.server_api import Message, StreamOptions
+
 # OpenAI fields this service cannot honour: refused with 400, never dropped (the contract suite caught `stop`)
 UNSUPPORTED = ("stop", "logprobs", "top_logprobs", "logit_bias", "presence_penalty", "frequency_penalty")
 
@@ -50,27 +53,8 @@ class ToolDef(_In):
     function: FunctionDef
 
 
-class CallFunction(_In):
-    name: str
-    arguments: str | dict[str, Any] = "{}"
-
-
-class CallIn(_In):
-    id: str | None = None
-    type: Literal["function"] = "function"
-    function: CallFunction
-
-
-class TextPart(_In):
-    type: Literal["text"]
-    text: str
-
-
-class ChatMessage(_In):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
-    tool_calls: list[CallIn] | None = None
-    tool_call_id: str | None = None
+class ChatMessage(Message):
+    """A message as the workbook's server reads it, which must have content unless it is an assistant's call."""
 
     @model_validator(mode="after")
     def _has_content(self) -> "ChatMessage":
@@ -92,10 +76,6 @@ class NamedFunction(_In):
 class NamedToolChoice(_In):
     type: Literal["function"]
     function: NamedFunction
-
-
-class StreamOptions(_In):
-    include_usage: bool = False
 
 
 class ChatRequest(_In):
