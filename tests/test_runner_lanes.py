@@ -52,3 +52,23 @@ def test_one_job_or_one_group_is_one_lane(tmp_path):
     assert lanes(discover(), 1) == [discover()]
     (tmp_path / "bad.json").write_text("{cut")
     assert len(lanes(discover(), 3, tmp_path / "bad.json")) == 3  # an unreadable report: every notebook costs 1
+
+
+def test_pytest_lanes_keep_a_notebook_whole_and_foundry_users_together():
+    # the root conftest.py's scheduler for `pytest -n 2 --dist loadgroup` (the README's test command)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    group_of = module.group_of
+
+    cells = [f"build/executed/notebooks/09-gguf-in-practice.ipynb::Cell {i}" for i in (0, 7)]
+    assert {group_of(c) for c in cells} == {"build/executed/notebooks/09-gguf-in-practice.ipynb"}
+    one_file = {group_of("tests/test_gateway.py::test_a"), group_of("tests/test_gateway.py::test_b")}
+    assert one_file == {"tests/test_gateway.py"}
+    assert group_of("tests/test_gateway.py::test_a") != group_of("tests/test_lab13.py::test_a")
+    for number in SHARED_LANES["foundry"]:
+        assert group_of(f"build/executed/notebooks/{number}-x.ipynb::Cell 2") == "foundry"
+    assert {group_of("tests/test_foundry_local.py::test_x"), group_of("tests/test_notebooks.py::test_y[12]")} == {
+        "foundry"}

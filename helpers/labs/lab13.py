@@ -150,8 +150,8 @@ def check_client(fn: Callable[..., dict[str, Any]], model_dir: str | Path | None
         log.setdefault(threading.get_ident(), []).append((time.monotonic(), "response", response.status_code, retry))
 
     # the check's own request takes the one slot first and keeps it: a tool whose note must be longer than the
-    # token limit allows, so the model writes until `max_tokens` (about a second); your requests arrive while it
-    # runs, so the first answer each of them gets is a 503, whatever the speed of the machine
+    # token limit allows, so the model writes until `max_tokens` (about half a second here); your requests
+    # arrive while it runs, so the first answer each of them gets is a 503, whatever the speed of the machine
     long_note = [{"type": "function", "function": {"name": "write_note", "parameters": {
         "type": "object", "properties": {"text": {"type": "string", "minLength": 4000}}, "required": ["text"]}}}]
     holder = {**payload, "tools": long_note, "max_tokens": HOLD_TOKENS}
@@ -162,8 +162,11 @@ def check_client(fn: Callable[..., dict[str, Any]], model_dir: str | Path | None
         held: list[Any] = [None]
 
         def hold() -> None:
-            with httpx.Client(base_url=url + "/v1", timeout=60) as own:
-                held[0] = own.post("/chat/completions", json=holder)
+            try:
+                with httpx.Client(base_url=url + "/v1", timeout=60) as own:
+                    held[0] = own.post("/chat/completions", json=holder)
+            except Exception as exc:  # reported below
+                held[0] = exc
 
         holding = threading.Thread(target=hold)
         holding.start()
@@ -184,7 +187,9 @@ def check_client(fn: Callable[..., dict[str, Any]], model_dir: str | Path | None
         for t in threads:
             t.join(120)
         holding.join(60)
-    assert held[0] is not None and held[0].status_code == 200, f"the check's own request failed: {held[0]}"
+    assert isinstance(held[0], httpx.Response) and held[0].status_code == 200, (
+        f"the check's own request failed ({held[0]!r}): run the check again; if it fails again, the service is "
+        "not answering")
     for i, r in enumerate(results):
         assert not isinstance(r, Exception), (f"request {i} raised {type(r).__name__}: {r}; on HTTP 503 wait "
                                               "float(response.headers['Retry-After']) seconds and send it again")

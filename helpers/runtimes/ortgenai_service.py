@@ -222,13 +222,13 @@ class Service:
                 self.metrics.running.dec()
                 seconds = time.perf_counter() - t0
 
-                def finish() -> None:  # on the event loop: free the slot, then deliver what is left
+                def finish() -> None:  # on the event loop: metrics, free the slot, then deliver what is left
+                    # the metrics here, not in this worker before the hand-off: the event loop, woken by the
+                    # hand-off, no longer waits for this thread to finish them (and to let go of the GIL)
+                    self.metrics.observe(rec)
                     self.limiter.release(seconds)
                     for item in pending:
                         queue.put_nowait(item)
-                    # the request's metrics after its answer has gone out (the route runs first): the answer
-                    # does not wait for them, and they come before any later /metrics scrape
-                    loop.call_soon(self.metrics.observe, rec)
 
                 try:
                     loop.call_soon_threadsafe(finish)

@@ -105,9 +105,13 @@ def create_app(settings: GatewaySettings) -> Any:
                                                                      sock_connect=settings.connect_timeout_s))
         state.pool = UpstreamPool(settings.upstreams, client, cooldown_s=settings.upstream_cooldown_s,
                                   models_ttl_s=settings.models_ttl_s, guard=state.admission.sem)
-        yield
-        await state.pool.aclose()
-        await client.close()
+        try:
+            yield
+        finally:
+            try:
+                await state.pool.aclose()
+            finally:
+                await client.close()
 
     app = FastAPI(title="edge-slm gateway", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
