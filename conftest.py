@@ -14,14 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from helpers.runner import group_key
-
 # test files that start Foundry Local (test_notebooks.py runs lab 12 up to its first TODO, which does)
 FOUNDRY_TESTS = {"test_foundry_local.py", "test_contract.py", "test_runtimes.py", "test_notebooks.py"}
 
 
 def group_of(nodeid: str) -> str:
     """The group of a test id: its file, `foundry` for the files and notebooks that use Foundry Local."""
+    from helpers.runner import group_key
+
     file = nodeid.split("::", 1)[0]
     path = Path(file)
     if path.suffix == ".ipynb":

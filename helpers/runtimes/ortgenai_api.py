@@ -54,7 +54,7 @@ class ToolDef(_In):
 
 
 class ChatMessage(Message):
-    """A message as the workbook's server reads it, which must have content unless it is an assistant's call."""
+    """The workbook server's message, here required to have content unless it is an assistant's tool call."""
 
     @model_validator(mode="after")
     def _has_content(self) -> "ChatMessage":

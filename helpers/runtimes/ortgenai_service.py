@@ -168,7 +168,7 @@ class Service:
         return req
 
     def start(self, req: ChatRequest, produce, deadline: float, arrived: float,
-              offered: list[dict[str, Any]] | None = None) -> asyncio.Queue:
+              offered: list[dict[str, Any]] | None) -> asyncio.Queue:
         """Generate for `req` in a worker thread that holds the slot taken by the caller and frees it when done.
 
         On the returned queue arrive ("started", prompt tokens), then ("item", x) for each x of
@@ -183,8 +183,6 @@ class Service:
         rec = RequestRecord(model=self.engine.model_id, started=arrived)
         messages = [m.plain() for m in req.messages]
         choice = req.tool_choice.model_dump() if isinstance(req.tool_choice, NamedToolChoice) else req.tool_choice
-        if offered is None and req.tools:
-            offered = [t.model_dump() for t in req.tools]
         tools = offered if choice != "none" else None
         max_tokens = req.max_completion_tokens or req.max_tokens or self.settings.default_max_tokens
 
